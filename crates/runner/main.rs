@@ -1,0 +1,33 @@
+//! `spedy-runner`: parse the command line, install logging, run the command,
+//! and turn its result into an exit code. Everything else lives in `cli/`.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+mod cli;
+mod exit;
+mod logging;
+mod settings;
+
+fn main() -> ExitCode {
+    let cli = cli::Cli::parse();
+    let redactor = logging::install(&cli.global);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(err) => {
+            eprintln!("error: cannot start the async runtime: {err}");
+            return exit::failure();
+        }
+    };
+    match runtime.block_on(cli::run(cli, redactor)) {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            exit::failure()
+        }
+    }
+}
