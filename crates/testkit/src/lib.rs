@@ -12,3 +12,6 @@
 #![allow(missing_docs)]
 
 pub mod canary;
+pub mod cmd;
+pub mod docker;
+pub mod platform;
