@@ -5,6 +5,8 @@
 mod cli;
 // `spedy-runner run`: settings errors, canaries, signals, exit codes.
 mod run;
+// `spedy-runner run` with jobs: the pool, signals and drain, kill -9 and orphans, entitlement.
+mod jobs;
 // `spedy-runner setup`: the wizard in a pseudo-terminal and the unattended path.
 mod setup;
 // `spedy-runner doctor`: healthy and broken hosts, text and JSON.
