@@ -56,7 +56,7 @@ pub(crate) fn forms(value: &str) -> Vec<Zeroizing<Vec<u8>>> {
 
 fn push(out: &mut Vec<Zeroizing<Vec<u8>>>, form: Vec<u8>) {
     let form = Zeroizing::new(form);
-    if !form.is_empty() && !out.iter().any(|f| **f == *form) {
+    if form.len() >= MIN_SECRET_LEN && !out.iter().any(|f| **f == *form) {
         out.push(form);
     }
 }

@@ -16,6 +16,7 @@
 
 #![warn(missing_docs)]
 
+mod finder;
 pub mod forms;
 pub mod log;
 pub mod redact;

@@ -1,8 +1,9 @@
 //! [`Redactor`]: replaces every known secret value, and its encoded forms, by
 //! `[REDACTED:NAME]`.
 //!
-//! Owns the matcher (one aho-corasick automaton, leftmost-longest) and the
-//! one-shot [`Redactor::redact`]. Streaming over split input is
+//! Owns the pattern set, the replacements and the one-shot
+//! [`Redactor::redact`]; the search itself (aho-corasick, leftmost-longest,
+//! behind a sampled prefilter) is [`crate::finder`]. Streaming over split input is
 //! [`crate::StreamRedactor`]; the encodings are [`crate::forms`].
 //!
 //! Invariants: every pattern is at least [`MIN_SECRET_LEN`](crate::MIN_SECRET_LEN) bytes long, so a
@@ -14,16 +15,11 @@ use std::borrow::Cow;
 use std::collections::HashMap;
 use std::fmt;
 
-use aho_corasick::{AhoCorasick, AhoCorasickKind, MatchKind};
 use secrecy::{ExposeSecret, SecretString};
 
 use crate::SecretSet;
+use crate::finder::{Finder, Found};
 use crate::forms;
-
-/// Up to this many bytes of patterns the matcher is a full DFA (fastest, about
-/// `states * 4 * alphabet` bytes of memory); above it, a contiguous NFA keeps
-/// memory small for unusually large secret sets.
-const DFA_PATTERN_BYTES: usize = 32 * 1024;
 
 /// Replaces secret values and their encoded forms by `[REDACTED:NAME]`.
 ///
@@ -33,7 +29,7 @@ const DFA_PATTERN_BYTES: usize = 32 * 1024;
 /// only.
 pub struct Redactor {
     /// `None` when there is nothing to redact.
-    matcher: Option<AhoCorasick>,
+    finder: Option<Finder>,
     /// For each pattern id, the index of its replacement.
     pattern_owner: Vec<u32>,
     /// `[REDACTED:NAME]`, one per name.
@@ -47,7 +43,7 @@ impl Redactor {
     /// A redactor that redacts nothing.
     pub fn empty() -> Self {
         Self {
-            matcher: None,
+            finder: None,
             pattern_owner: Vec::new(),
             replacements: Vec::new(),
             values: 0,
@@ -104,10 +100,10 @@ impl Redactor {
         if patterns.is_empty() {
             return Self::empty();
         }
-        let matcher = build(&patterns);
+        let finder = Finder::new(&patterns);
         Self {
-            max_len: matcher.max_pattern_len(),
-            matcher: Some(matcher),
+            max_len: finder.max_pattern_len(),
+            finder: Some(finder),
             pattern_owner: owner,
             replacements: names
                 .iter()
@@ -119,19 +115,19 @@ impl Redactor {
 
     /// Replaces every match in `haystack`. Borrows when nothing matched.
     pub fn redact<'h>(&self, haystack: &'h [u8]) -> Cow<'h, [u8]> {
-        let Some(matcher) = &self.matcher else {
+        let Some(finder) = &self.finder else {
             return Cow::Borrowed(haystack);
         };
-        let mut matches = matcher.find_iter(haystack).peekable();
+        let mut matches = finder.find_iter(haystack).peekable();
         if matches.peek().is_none() {
             return Cow::Borrowed(haystack);
         }
         let mut out = Vec::with_capacity(haystack.len());
         let mut last = 0;
         for m in matches {
-            out.extend_from_slice(&haystack[last..m.start()]);
-            out.extend_from_slice(self.replacement(m.pattern().as_usize()));
-            last = m.end();
+            out.extend_from_slice(&haystack[last..m.start]);
+            out.extend_from_slice(self.replacement(m.pattern));
+            last = m.end;
         }
         out.extend_from_slice(&haystack[last..]);
         Cow::Owned(out)
@@ -156,7 +152,7 @@ impl Redactor {
 
     /// Whether this redactor redacts nothing.
     pub fn is_empty(&self) -> bool {
-        self.matcher.is_none()
+        self.finder.is_none()
     }
 
     /// How many values (of at least [`MIN_SECRET_LEN`](crate::MIN_SECRET_LEN) bytes) it redacts.
@@ -169,9 +165,14 @@ impl Redactor {
         self.pattern_owner.len()
     }
 
-    /// The matcher, for [`crate::StreamRedactor`].
-    pub(crate) fn matcher(&self) -> Option<&AhoCorasick> {
-        self.matcher.as_ref()
+    /// Every match in `haystack`, for [`crate::StreamRedactor`].
+    pub(crate) fn matches<'s, 'h>(
+        &'s self,
+        haystack: &'h [u8],
+    ) -> impl Iterator<Item = Found> + use<'s, 'h> {
+        self.finder
+            .iter()
+            .flat_map(move |finder| finder.find_iter(haystack))
     }
 
     /// The replacement text of a pattern.
@@ -184,27 +185,6 @@ impl Default for Redactor {
     fn default() -> Self {
         Self::empty()
     }
-}
-
-/// Builds the automaton; a DFA while that stays small.
-fn build(patterns: &[zeroize::Zeroizing<Vec<u8>>]) -> AhoCorasick {
-    let bytes: usize = patterns.iter().map(|p| p.len()).sum();
-    let kind = if bytes <= DFA_PATTERN_BYTES {
-        AhoCorasickKind::DFA
-    } else {
-        AhoCorasickKind::ContiguousNFA
-    };
-    let slices = patterns.iter().map(|p| p.as_slice());
-    AhoCorasick::builder()
-        .match_kind(MatchKind::LeftmostLongest)
-        .kind(Some(kind))
-        .build(slices.clone())
-        .or_else(|_| {
-            AhoCorasick::builder()
-                .match_kind(MatchKind::LeftmostLongest)
-                .build(slices)
-        })
-        .expect("patterns of at most 64 KiB per value build an automaton")
 }
 
 impl fmt::Debug for Redactor {

@@ -66,15 +66,13 @@ impl StreamRedactor {
         let safe_end = buf.len().saturating_sub(hold);
         let mut out = Vec::with_capacity(buf.len() + 64);
         let mut cursor = 0;
-        if let Some(matcher) = self.redactor.matcher() {
-            for m in matcher.find_iter(&buf[..]) {
-                if m.start() >= safe_end {
-                    break;
-                }
-                out.extend_from_slice(&buf[cursor..m.start()]);
-                out.extend_from_slice(self.redactor.replacement(m.pattern().as_usize()));
-                cursor = m.end();
+        for m in self.redactor.matches(&buf) {
+            if m.start >= safe_end {
+                break;
             }
+            out.extend_from_slice(&buf[cursor..m.start]);
+            out.extend_from_slice(self.redactor.replacement(m.pattern));
+            cursor = m.end;
         }
         let cut = if safe_end > cursor {
             utf8_cut(&buf, cursor, safe_end)

@@ -1,0 +1,226 @@
+//! Redaction throughput against a plain copy of the same bytes.
+//!
+//! Builds 100 MiB of realistic log text (text and JSON log lines, URLs, base64
+//! blobs, stack-trace-like noise) with 100 secrets of the shapes the platform
+//! delivers, plants occurrences of some of them (raw, JSON-escaped, base64,
+//! URL-encoded), and prints side by side, in MB/s (10^6 bytes per second):
+//! - the baseline: a memcpy of the same data into a preallocated buffer;
+//! - `Redactor::redact` over the whole buffer;
+//! - a read-through `StreamRedactor` in 64 KiB chunks;
+//! - per-line `Redactor::redact` (what the log writer does per event).
+//!
+//! Each figure is the best of several runs. Run with
+//! `cargo bench -p spedy-secrets --bench redaction`.
+
+use std::hint::black_box;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use spedy_secrets::{Redactor, StreamRedactor};
+
+const SIZE: usize = 100 * 1024 * 1024;
+const SECRETS: usize = 100;
+const CHUNK: usize = 64 * 1024;
+const RUNS: usize = 5;
+
+/// A small deterministic generator, so every run measures the same text.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+    fn token(&mut self, len: usize) -> String {
+        const ALPHA: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+        (0..len)
+            .map(|_| ALPHA[self.below(ALPHA.len())] as char)
+            .collect()
+    }
+}
+
+fn secrets(rng: &mut Rng) -> Vec<(String, String)> {
+    (0..SECRETS)
+        .map(|i| {
+            let value = match i % 5 {
+                0 => format!("sk-ant-api03-{}", rng.token(40)),
+                1 => format!("ghs_{}", rng.token(36)),
+                2 => format!("ATBB{}", rng.token(28)),
+                3 => format!("p@ss\"w/{}\\x", rng.token(12)),
+                _ => format!("postgres://app:{}@db:5432/app", rng.token(16)),
+            };
+            (format!("SECRET_{i}"), value)
+        })
+        .collect()
+}
+
+fn log_text(rng: &mut Rng, secrets: &[(String, String)]) -> (Vec<u8>, usize) {
+    const WORDS: &[&str] = &[
+        "job",
+        "started",
+        "container",
+        "pulling",
+        "layer",
+        "cache",
+        "hit",
+        "miss",
+        "compiling",
+        "warning:",
+        "error:",
+        "src/main.rs:42:7",
+        "Finished",
+        "release",
+        "tests",
+        "passed",
+        "GET",
+        "POST",
+        "200",
+        "404",
+        "latency_ms=12",
+        "retrying",
+        "connection",
+        "reset",
+    ];
+    let mut out = Vec::with_capacity(SIZE + 4096);
+    let mut planted = 0;
+    let mut line = 0u64;
+    while out.len() < SIZE {
+        line += 1;
+        let ts = format!(
+            "2026-12-03T12:{:02}:{:02}.{:06}Z",
+            line / 60 % 60,
+            line % 60,
+            line % 999_999
+        );
+        let mut words = String::new();
+        for _ in 0..(4 + rng.below(10)) {
+            words.push_str(WORDS[rng.below(WORDS.len())]);
+            words.push(' ');
+        }
+        let planted_form = if rng.below(1000) == 0 {
+            planted += 1;
+            let v = &secrets[rng.below(secrets.len())].1;
+            match rng.below(4) {
+                0 => v.clone(),
+                1 => serde_json::to_string(v).expect("json"),
+                2 => base64::engine::general_purpose::STANDARD.encode(v),
+                _ => percent_encode(v),
+            }
+        } else {
+            String::new()
+        };
+        match rng.below(4) {
+            0 => out.extend_from_slice(
+                format!(
+                    "{{\"timestamp\":\"{ts}\",\"level\":\"INFO\",\"fields\":{{\"message\":\"{words}{planted_form}\"}},\"target\":\"agent\"}}\n"
+                )
+                .as_bytes(),
+            ),
+            1 => out.extend_from_slice(
+                format!("{ts}  WARN agent::git: fetch https://github.com/org/repo.git?ref={} {words}{planted_form}\n", rng.token(8)).as_bytes(),
+            ),
+            2 => out.extend_from_slice(
+                format!("{ts} DEBUG blob={} {words}{planted_form}\n", rng.token(60)).as_bytes(),
+            ),
+            _ => out.extend_from_slice(format!("{ts}  INFO {words}{planted_form}\n").as_bytes()),
+        }
+    }
+    (out, planted)
+}
+
+/// Percent-encodes every byte outside `A-Za-z0-9-._~`.
+fn percent_encode(v: &str) -> String {
+    v.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
+fn best<F: FnMut() -> usize>(mut f: F) -> (Duration, usize) {
+    let mut best = Duration::MAX;
+    let mut result = 0;
+    for _ in 0..RUNS {
+        let start = Instant::now();
+        result = black_box(f());
+        best = best.min(start.elapsed());
+    }
+    (best, result)
+}
+
+fn mbps(bytes: usize, d: Duration) -> f64 {
+    bytes as f64 / d.as_secs_f64() / 1e6
+}
+
+fn main() {
+    let mut rng = Rng(0x5eed_cafe_f00d_1234);
+    let secrets = secrets(&mut rng);
+    let (text, planted) = log_text(&mut rng, &secrets);
+    let build = Instant::now();
+    let redactor = Arc::new(Redactor::from_pairs(
+        secrets.iter().map(|(n, v)| (n.as_str(), v.as_str())),
+    ));
+    let build = build.elapsed();
+    println!(
+        "redaction bench: {:.1} MiB of log text, {} secrets ({} patterns, longest {} bytes), {} planted occurrences; matcher built in {:.1} ms",
+        text.len() as f64 / 1048576.0,
+        redactor.values_len(),
+        redactor.patterns_len(),
+        redactor.max_pattern_len(),
+        planted,
+        build.as_secs_f64() * 1e3
+    );
+
+    // Touch every page first, so the baseline measures copying, not faults.
+    let mut dst = vec![1u8; text.len()];
+    let (copy, _) = best(|| {
+        dst.copy_from_slice(black_box(&text));
+        black_box(&mut dst).len()
+    });
+    let (whole, redacted_len) = best(|| redactor.redact(black_box(&text)).len());
+    let (stream, streamed_len) = best(|| {
+        let mut s = StreamRedactor::new(redactor.clone());
+        let mut n = 0;
+        for chunk in text.chunks(CHUNK) {
+            n += s.push(black_box(chunk)).len();
+        }
+        n + s.finish().len()
+    });
+    let (lines, _) = best(|| {
+        text.split_inclusive(|b| *b == b'\n')
+            .map(|l| redactor.redact(black_box(l)).len())
+            .sum()
+    });
+    assert_eq!(redacted_len, streamed_len, "stream and whole agree");
+    let replaced = redactor.redact(&text);
+    let found = replaced
+        .windows(b"[REDACTED:".len())
+        .filter(|w| *w == b"[REDACTED:")
+        .count();
+    assert!(
+        found >= planted,
+        "every planted occurrence is redacted ({found} < {planted})"
+    );
+
+    let base = mbps(text.len(), copy);
+    println!("{:<36} {:>10} {:>10}", "", "MB/s", "vs memcpy");
+    for (label, d) in [
+        ("memcpy (baseline)", copy),
+        ("Redactor::redact (whole buffer)", whole),
+        ("StreamRedactor (64 KiB chunks)", stream),
+        ("Redactor::redact (per line)", lines),
+    ] {
+        let rate = mbps(text.len(), d);
+        println!("{label:<36} {rate:>10.0} {:>9.3}x", rate / base);
+    }
+}
