@@ -7,8 +7,9 @@
 //! - JSON-escaped as serde_json writes it (`\"`, `\\`, `\n`…, `\u001f`), with
 //!   `/` also written `\/`, with upper-case `\u001F`, and ASCII-only
 //!   (`\u00e9`, as Python's `json.dumps` writes by default);
-//! - Rust `Debug`-escaped (what `?field` in a tracing event prints), and the
-//!   JSON escape of that (a `Debug` string inside a JSON log line);
+//! - Rust `Debug`-escaped (what `?field` in a tracing event prints);
+//! - those escapes nested up to three levels deep (JSON of `Debug` of
+//!   `Debug`: an error's `Debug` quoting the value, inside a JSON log line);
 //! - percent-encoded: every byte outside `A-Za-z0-9-._~` as `%XX`, in upper and
 //!   lower hex, with a space as `%20` or as `+` (form encoding);
 //! - base64, standard and URL-safe alphabets, with and without padding, plus
@@ -61,22 +62,25 @@ fn push(out: &mut Vec<Zeroizing<Vec<u8>>>, form: Vec<u8>) {
     }
 }
 
-/// The JSON- and Debug-escaped forms.
+/// The JSON- and Debug-escaped forms, nested up to [`ESCAPE_DEPTH`] levels
+/// (a `Debug` string inside a `Debug` string inside a JSON log line).
 fn text_forms(value: &str, out: &mut Vec<Zeroizing<Vec<u8>>>) {
-    let json = Zeroizing::new(json_escape(value, JsonStyle::SERDE));
-    let debug = Zeroizing::new(debug_escape(value));
-    for style in [
-        JsonStyle::SERDE,
-        JsonStyle::SLASH,
-        JsonStyle::UPPER,
-        JsonStyle::ASCII,
-    ] {
+    for style in [JsonStyle::SLASH, JsonStyle::UPPER, JsonStyle::ASCII] {
         push(out, json_escape(value, style).into_bytes());
     }
-    push(out, json_escape(&json, JsonStyle::SERDE).into_bytes());
-    push(out, debug.as_bytes().to_vec());
-    push(out, json_escape(&debug, JsonStyle::SERDE).into_bytes());
+    for first in [json_escape(value, JsonStyle::SERDE), debug_escape(value)] {
+        let mut level = Zeroizing::new(first);
+        for depth in 1..=ESCAPE_DEPTH {
+            push(out, level.as_bytes().to_vec());
+            if depth < ESCAPE_DEPTH {
+                level = Zeroizing::new(json_escape(&level, JsonStyle::SERDE));
+            }
+        }
+    }
 }
+
+/// How many nested levels of JSON/`Debug` escaping are redacted.
+const ESCAPE_DEPTH: usize = 3;
 
 /// How a JSON encoder escapes: serde_json's choices are the defaults.
 #[derive(Clone, Copy)]
