@@ -10,6 +10,7 @@
 use std::fmt;
 
 use reqwest::{Method, StatusCode};
+use secrecy::ExposeSecret;
 use spedy_api::{
     AdminToken, Backend, BitbucketIntegrationRequest, CreateRunnerRequest, CreateRunnerResponse,
     CreatedJob, GitProvider, GithubIntegrationRequest, IntegrationList, JobSpec, JobView,
@@ -76,8 +77,8 @@ impl AdminApi {
         &self,
         request: &CreateRunnerRequest,
     ) -> Result<CreateRunnerResponse, Error> {
-        let call = Call::new("POST /runners/tokens", Method::POST, &["runners", "tokens"])
-            .json(request, Body::Plain);
+        let call =
+            Call::new("POST /runners/tokens", Method::POST, &["runners", "tokens"]).json(request);
         self.json(
             call,
             &[StatusCode::CREATED, StatusCode::OK],
@@ -126,8 +127,9 @@ impl AdminApi {
         request: &PutSecretRequest,
     ) -> Result<SecretEntry, Error> {
         let segments = ["secrets", env];
+        let secrets = [request.value.expose_secret()];
         let call =
-            Call::new("PUT /secrets/{env}", Method::PUT, &segments).json(request, Body::Secret);
+            Call::new("PUT /secrets/{env}", Method::PUT, &segments).secret_json(request, &secrets);
         self.json(
             call,
             &[StatusCode::OK, StatusCode::CREATED],
@@ -161,12 +163,17 @@ impl AdminApi {
         &self,
         request: &GithubIntegrationRequest,
     ) -> Result<IntegrationList, Error> {
+        let token = match request {
+            GithubIntegrationRequest::Token { token } => Some(token.expose_secret()),
+            GithubIntegrationRequest::App { .. } => None,
+        };
+        let secrets: Vec<&str> = token.into_iter().collect();
         let call = Call::new(
             "PUT /integrations/github",
             Method::PUT,
             &["integrations", "github"],
         )
-        .json(request, Body::Secret);
+        .secret_json(request, &secrets);
         self.json(
             call,
             &[StatusCode::OK, StatusCode::CREATED],
@@ -182,12 +189,13 @@ impl AdminApi {
         &self,
         request: &BitbucketIntegrationRequest,
     ) -> Result<IntegrationList, Error> {
+        let secrets = [request.token.expose_secret()];
         let call = Call::new(
             "PUT /integrations/bitbucket",
             Method::PUT,
             &["integrations", "bitbucket"],
         )
-        .json(request, Body::Secret);
+        .secret_json(request, &secrets);
         self.json(
             call,
             &[StatusCode::OK, StatusCode::CREATED],
@@ -210,7 +218,7 @@ impl AdminApi {
 
     /// `POST /jobs`: queues a job; answers its id.
     pub async fn enqueue(&self, job: &JobSpec) -> Result<CreatedJob, Error> {
-        let call = Call::new("POST /jobs", Method::POST, &["jobs"]).json(job, Body::Plain);
+        let call = Call::new("POST /jobs", Method::POST, &["jobs"]).json(job);
         self.json(
             call,
             &[StatusCode::CREATED, StatusCode::OK],

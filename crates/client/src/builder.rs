@@ -185,6 +185,7 @@ fn read_ca(path: &Path) -> Result<Vec<reqwest::Certificate>, Error> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

@@ -28,7 +28,7 @@ use zeroize::Zeroizing;
 
 use crate::admin::AdminApi;
 use crate::builder::ClientBuilder;
-use crate::error::{self, Error};
+use crate::error::{self, Error, Scrub};
 use crate::runner::RunnerApi;
 
 /// The cap on an error answer's body; the rest is not read.
@@ -79,6 +79,8 @@ pub(crate) struct Call<'a> {
     pub query: Option<(&'static str, &'a str)>,
     pub auth: Option<&'a Auth>,
     pub body: Option<Bytes>,
+    /// Secret values in `body`, cut out of any error the server answers.
+    pub secrets: &'a [&'a str],
     /// How long to wait for the answer's headers, when longer than the read
     /// timeout (the claim long-poll).
     pub wait: Option<Duration>,
@@ -93,6 +95,7 @@ impl<'a> Call<'a> {
             query: None,
             auth: None,
             body: None,
+            secrets: &[],
             wait: None,
         }
     }
@@ -102,9 +105,17 @@ impl<'a> Call<'a> {
         self
     }
 
-    /// A JSON body; a `Secret` one is encoded into a wiped buffer.
-    pub(crate) fn json<T: Serialize>(mut self, value: &T, kind: Body) -> Self {
-        self.body = Some(encode(value, kind));
+    /// A JSON body without secrets.
+    pub(crate) fn json<T: Serialize>(mut self, value: &T) -> Self {
+        self.body = Some(encode(value, Body::Plain));
+        self
+    }
+
+    /// A JSON body that holds `secrets`: encoded into a wiped buffer, and
+    /// the values are cut out of any error message the server answers.
+    pub(crate) fn secret_json<T: Serialize>(mut self, value: &T, secrets: &'a [&'a str]) -> Self {
+        self.body = Some(encode(value, Body::Secret));
+        self.secrets = secrets;
         self
     }
 }
@@ -124,6 +135,15 @@ impl Auth {
 
     pub(crate) fn admin(token: &AdminToken) -> Self {
         Auth::bearer(token.expose(), AdminToken::PREFIX)
+    }
+
+    /// The token, to cut it out of anything a server echoes.
+    fn token(&self) -> &str {
+        self.header
+            .to_str()
+            .unwrap_or("")
+            .strip_prefix("Bearer ")
+            .unwrap_or("")
     }
 
     fn bearer(token: &str, prefix: &'static str) -> Self {
@@ -257,7 +277,11 @@ impl Client {
             Err(Error::BodyTooLarge { .. } | Error::Network { .. }) => Zeroizing::new(Vec::new()),
             Err(e) => return Err(e),
         };
-        Err(error::from_status(endpoint, status, &headers, &body))
+        let scrub = Scrub {
+            token: call.auth.map(Auth::token),
+            secrets: call.secrets,
+        };
+        Err(error::from_status(endpoint, status, &headers, &body, scrub))
     }
 
     /// Reads a body up to `limit` bytes, refusing it as soon as it is known
@@ -353,15 +377,19 @@ fn check_json_content_type(endpoint: &'static str, resp: &Response) -> Result<()
     if essence == "application/json" || essence.ends_with("+json") {
         return Ok(());
     }
-    let shown: String = essence
-        .chars()
-        .filter(|c| c.is_ascii_graphic())
-        .take(60)
-        .collect();
-    Err(Error::protocol(
-        endpoint,
-        format!("expected application/json, got `{shown}`"),
-    ))
+    // Shown only when it looks like a media type, so a broken server
+    // cannot smuggle arbitrary text into the error.
+    let looks_like_media_type = essence.len() <= 64
+        && essence.split('/').count() == 2
+        && essence
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "/.+-".contains(c));
+    let reason = if looks_like_media_type {
+        format!("expected application/json, got `{essence}`")
+    } else {
+        "expected application/json, got an unreadable Content-Type".to_owned()
+    };
+    Err(Error::protocol(endpoint, reason))
 }
 
 /// Decodes JSON. On failure the reason names the field path and position,
@@ -401,6 +429,7 @@ pub(crate) fn decode<T: DeserializeOwned>(endpoint: &'static str, body: &[u8]) -
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use secrecy::SecretString;
     use spedy_api::{BootstrapResponse, PutSecretRequest};

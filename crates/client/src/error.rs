@@ -280,14 +280,53 @@ fn human_bytes(n: usize) -> String {
 /// The longest server message kept in [`Error::InvalidRequest`].
 const MAX_MESSAGE_CHARS: usize = 300;
 
+/// What a request carried that must never come back in an error: its token
+/// and any secret value in its body. Should a (broken) server echo one in a
+/// message or a link, it is cut out, in its plain and its JSON-escaped form.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Scrub<'a> {
+    /// The bearer token.
+    pub token: Option<&'a str>,
+    /// Secret values sent in the body.
+    pub secrets: &'a [&'a str],
+}
+
+impl Scrub<'_> {
+    /// Cuts a server string short and drops control characters, so a
+    /// message cannot forge log lines or carry a long payload; removes the
+    /// token and the secrets first.
+    pub(crate) fn clean(&self, s: &str) -> String {
+        let mut s = s.to_owned();
+        let values = self.token.iter().chain(self.secrets.iter());
+        for value in values.filter(|v| !v.is_empty()) {
+            let escaped = serde_json::to_string(value).unwrap_or_default();
+            let escaped = escaped.trim_matches('"');
+            for form in [*value, escaped] {
+                if !form.is_empty() && s.contains(form) {
+                    s = s.replace(form, "[redacted]");
+                }
+            }
+        }
+        let kept = s.chars().filter(|c| !c.is_control());
+        let mut out: String = kept.clone().take(MAX_MESSAGE_CHARS).collect();
+        if kept.count() > MAX_MESSAGE_CHARS {
+            out.push('…');
+        }
+        out
+    }
+}
+
 /// Maps a non-success answer to its variant. `body` is the (capped) error
-/// body; it is parsed, never quoted.
+/// body; it is parsed, never quoted. What `scrub` names is cut out of the
+/// server's message and link.
 pub(crate) fn from_status(
     endpoint: &'static str,
     status: StatusCode,
     headers: &HeaderMap,
     body: &[u8],
+    scrub: Scrub<'_>,
 ) -> Error {
+    let clean = |s: &str| scrub.clean(s);
     let parsed = serde_json::from_slice::<ErrorBody>(body).ok();
     let code = parsed.as_ref().map(|b| b.error.code);
     match (code, status.as_u16()) {
@@ -324,20 +363,6 @@ pub(crate) fn from_status(
     }
 }
 
-/// Cuts a server string short and drops control characters, so a message
-/// cannot forge log lines or carry a long payload.
-fn clean(s: &str) -> String {
-    let mut out: String = s
-        .chars()
-        .filter(|c| !c.is_control())
-        .take(MAX_MESSAGE_CHARS)
-        .collect();
-    if s.chars().filter(|c| !c.is_control()).count() > MAX_MESSAGE_CHARS {
-        out.push('…');
-    }
-    out
-}
-
 /// Parses `Retry-After`: delay-seconds or an HTTP date (RFC 9110 §10.2.3).
 /// A date in the past means "now" (zero). Garbage means "not said".
 pub(crate) fn retry_after(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
@@ -350,6 +375,7 @@ pub(crate) fn retry_after(headers: &HeaderMap, now: SystemTime) -> Option<Durati
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use reqwest::header::HeaderValue;
 
@@ -363,6 +389,10 @@ mod tests {
             StatusCode::from_u16(status).unwrap(),
             &HeaderMap::new(),
             body.as_bytes(),
+            Scrub {
+                token: Some("rnt_CANARYtoken"),
+                secrets: &["CANARY\"value"],
+            },
         )
     }
 
@@ -491,6 +521,31 @@ mod tests {
         h.insert(RETRY_AFTER, HeaderValue::from_static("-5"));
         assert_eq!(retry_after(&h, now), None);
         assert_eq!(retry_after(&HeaderMap::new(), now), None);
+    }
+
+    #[test]
+    fn an_echoed_token_is_cut_out_of_server_messages_and_links() {
+        let e = map(
+            409,
+            r#"{"error":{"code":"anthropic_key_missing","message":"m","link":"https://x/?t=rnt_CANARYtoken"}}"#,
+        );
+        let e2 = map(
+            422,
+            r#"{"error":{"code":"invalid_request","message":"bad token rnt_CANARYtoken"}}"#,
+        );
+        // The raw body echoed inside a JSON string: the secret arrives in its
+        // escaped form; echoed as a decoded value: in its plain form.
+        let e3 = map(
+            422,
+            r#"{"error":{"code":"invalid_request","message":"body {"value":"CANARY\"value"}"}}"#,
+        );
+        let e4 = map(
+            422,
+            r#"{"error":{"code":"invalid_request","message":"value CANARY"value is bad"}}"#,
+        );
+        let text = format!("{e} {e:?} {e2} {e2:?} {e3} {e3:?} {e4} {e4:?}");
+        assert!(!text.contains("CANARY"), "{text}");
+        assert!(text.contains("[redacted]"), "{text}");
     }
 
     #[test]

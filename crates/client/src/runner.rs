@@ -81,7 +81,7 @@ impl RunnerApi {
         const EP: &str = "POST /runners/jobs/claim";
         let mut call = Call::new(EP, Method::POST, &["runners", "jobs", "claim"])
             .auth(&self.auth)
-            .json(&ClaimRequest { wait_s }, Body::Plain);
+            .json(&ClaimRequest { wait_s });
         call.wait = Some(Duration::from_secs(wait_s).saturating_add(CLAIM_MARGIN));
         let resp = self.client.send(call).await?;
         match resp.status() {
@@ -111,7 +111,7 @@ impl RunnerApi {
         let segments = ["runners", "jobs", job_id, "logs"];
         let call = Call::new(EP, Method::POST, &segments)
             .auth(&self.auth)
-            .json(batch, Body::Plain);
+            .json(batch);
         let resp = self.client.send(call).await?;
         Client::expect_status(EP, &resp, &[StatusCode::NO_CONTENT, StatusCode::OK])?;
         self.client.discard(EP, resp).await
@@ -137,7 +137,7 @@ impl RunnerApi {
         let segments = ["runners", "jobs", job_id, "complete"];
         let call = Call::new(EP, Method::POST, &segments)
             .auth(&self.auth)
-            .json(result, Body::Plain);
+            .json(result);
         let resp = self.client.send(call).await?;
         Client::expect_status(EP, &resp, &[StatusCode::NO_CONTENT, StatusCode::OK])?;
         self.client.discard(EP, resp).await
