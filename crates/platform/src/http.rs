@@ -199,12 +199,14 @@ fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiFailure> {
     let value = serde_path_to_error::deserialize(&mut de).map_err(|err| {
         let path = err.path().to_string();
         let inner = err.into_inner();
-        let field = if path == "." { "body".to_owned() } else { path };
-        let reason = match inner.classify() {
+        let (field, reason) = match inner.classify() {
             serde_json::error::Category::Syntax | serde_json::error::Category::Eof => {
-                "the body is not valid JSON".to_owned()
+                ("body".to_owned(), "the body is not valid JSON".to_owned())
             }
-            _ => strip_position(&inner.to_string()),
+            _ if path == "." || path.contains('?') => {
+                ("body".to_owned(), strip_position(&inner.to_string()))
+            }
+            _ => (path, strip_position(&inner.to_string())),
         };
         ApiFailure::invalid(&field, reason)
     })?;

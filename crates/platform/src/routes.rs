@@ -70,7 +70,19 @@ fn table() -> Vec<(Route, MethodRouter<Platform>)> {
             "/integrations/bitbucket",
             integrations::put_bitbucket,
         ),
-        entry("DELETE", "/integrations/{provider}", integrations::delete),
+        // The contract's `DELETE /integrations/{provider}`, spelled out: a
+        // `{provider}` route would lose to the static PUT paths above and
+        // answer 405. An unknown provider falls through to 404.
+        entry(
+            "DELETE",
+            "/integrations/github",
+            integrations::delete_github,
+        ),
+        entry(
+            "DELETE",
+            "/integrations/bitbucket",
+            integrations::delete_bitbucket,
+        ),
         entry("POST", "/jobs", jobs::enqueue),
         entry("GET", "/jobs/{id}", jobs::get),
         entry("POST", "/jobs/{id}/cancel", jobs::cancel),

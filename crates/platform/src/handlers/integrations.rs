@@ -1,6 +1,6 @@
 //! Git integrations: `GET /integrations`, `PUT /integrations/github`
 //! (a GitHub App installation or a fixed token), `PUT /integrations/bitbucket`
-//! (a token), `DELETE /integrations/{provider}`; and [`delivered_tokens`] for
+//! (a token), `DELETE /integrations/{github,bitbucket}`; and [`delivered_tokens`] for
 //! bootstrap.
 //!
 //! Integration tokens are sealed in the vault like secrets, under the
@@ -25,7 +25,7 @@ use crate::Platform;
 use crate::auth::AdminCaller;
 use crate::db::{self, fmt_time, now, parse_time};
 use crate::error::{Error, Result};
-use crate::http::{ApiFailure, JsonBody, PathParam};
+use crate::http::{ApiFailure, JsonBody};
 use crate::vault::{Sealed, Vault, mask};
 
 fn aad(provider: GitProvider) -> String {
@@ -270,16 +270,23 @@ pub async fn put_bitbucket(
     connect(&platform, GitProvider::Bitbucket, Connect::Token(sealed)).await
 }
 
-/// `DELETE /integrations/{provider}` → `204`; `404` for an unknown or
-/// unconnected provider.
-pub async fn delete(
+/// `DELETE /integrations/github` → `204`; `404` when it is not connected.
+pub async fn delete_github(
     State(platform): State<Platform>,
     _admin: AdminCaller,
-    PathParam(name): PathParam,
 ) -> Result<StatusCode, ApiFailure> {
-    let provider = parse_provider(&name).ok_or_else(|| {
-        ApiFailure::not_found(format!("no provider {name:?}; use github or bitbucket"))
-    })?;
+    disconnect(&platform, GitProvider::Github).await
+}
+
+/// `DELETE /integrations/bitbucket` → `204`; `404` when it is not connected.
+pub async fn delete_bitbucket(
+    State(platform): State<Platform>,
+    _admin: AdminCaller,
+) -> Result<StatusCode, ApiFailure> {
+    disconnect(&platform, GitProvider::Bitbucket).await
+}
+
+async fn disconnect(platform: &Platform, provider: GitProvider) -> Result<StatusCode, ApiFailure> {
     let removed = platform
         .shared
         .db

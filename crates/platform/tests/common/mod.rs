@@ -92,7 +92,13 @@ impl App {
         Answer { status, json, raw }
     }
 
-    pub async fn call(&self, method: Method, path: &str, token: Option<&str>, body: Value) -> Answer {
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Value,
+    ) -> Answer {
         let body = if body.is_null() {
             Body::empty()
         } else {
@@ -128,7 +134,11 @@ impl App {
 
     pub async fn put_secret(&self, env: &str, value: &str) -> Answer {
         let a = self
-            .admin(Method::PUT, &format!("/secrets/{env}"), json!({"value": value}))
+            .admin(
+                Method::PUT,
+                &format!("/secrets/{env}"),
+                json!({"value": value}),
+            )
             .await;
         assert_eq!(a.status, StatusCode::OK, "{a:?}");
         a
