@@ -67,7 +67,7 @@ pub enum Error {
     #[error("the platform asks to slow down (rate_limited){}", retry_hint(*retry_after))]
     RateLimited {
         /// How long the platform asked to wait (`Retry-After`, in seconds or
-        /// as an HTTP date), when it said.
+        /// as an HTTP date, capped at [`MAX_RETRY_AFTER`]), when it said.
         retry_after: Option<Duration>,
     },
 
@@ -222,7 +222,8 @@ impl Error {
         }
     }
 
-    /// How long the platform asked to wait, for [`Error::RateLimited`].
+    /// How long the platform asked to wait, for [`Error::RateLimited`]
+    /// (at most [`MAX_RETRY_AFTER`]).
     pub fn retry_after(&self) -> Option<Duration> {
         match self {
             Error::RateLimited { retry_after } => *retry_after,
@@ -363,15 +364,23 @@ pub(crate) fn from_status(
     }
 }
 
-/// Parses `Retry-After`: delay-seconds or an HTTP date (RFC 9110 §10.2.3).
-/// A date in the past means "now" (zero). Garbage means "not said".
+/// The longest `Retry-After` taken at its word: a broken proxy asking for a
+/// week must not park a runner for a week.
+pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
+
+/// Parses `Retry-After`: delay-seconds or an HTTP date (RFC 9110 §10.2.3),
+/// capped at [`MAX_RETRY_AFTER`]. A date in the past means "now" (zero).
+/// Garbage means "not said".
 pub(crate) fn retry_after(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
     let raw = headers.get(RETRY_AFTER)?.to_str().ok()?.trim();
-    if let Ok(secs) = raw.parse::<u64>() {
-        return Some(Duration::from_secs(secs));
-    }
-    let at = httpdate::parse_http_date(raw).ok()?;
-    Some(at.duration_since(now).unwrap_or(Duration::ZERO))
+    let after = match raw.parse::<u64>() {
+        Ok(secs) => Duration::from_secs(secs),
+        Err(_) => {
+            let at = httpdate::parse_http_date(raw).ok()?;
+            at.duration_since(now).unwrap_or(Duration::ZERO)
+        }
+    };
+    Some(after.min(MAX_RETRY_AFTER))
 }
 
 #[cfg(test)]
@@ -516,6 +525,8 @@ mod tests {
         let past = httpdate::fmt_http_date(now - Duration::from_secs(30));
         h.insert(RETRY_AFTER, HeaderValue::from_str(&past).unwrap());
         assert_eq!(retry_after(&h, now), Some(Duration::ZERO));
+        h.insert(RETRY_AFTER, HeaderValue::from_static("604800"));
+        assert_eq!(retry_after(&h, now), Some(MAX_RETRY_AFTER), "capped");
         h.insert(RETRY_AFTER, HeaderValue::from_static("soon"));
         assert_eq!(retry_after(&h, now), None);
         h.insert(RETRY_AFTER, HeaderValue::from_static("-5"));
