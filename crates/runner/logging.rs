@@ -1,13 +1,128 @@
-//! Logging: tracing-subscriber, text on a terminal and JSON otherwise, behind
-//! a redacting writer. (Being built; see the supervisor issue.)
+//! Logging: the one tracing subscriber of the process, installed by `main`.
+//!
+//! - Format: `text` on a terminal, `json` otherwise, or as `--log-format` /
+//!   SPEDY_LOG_FORMAT says.
+//! - Level: SPEDY_LOG (EnvFilter syntax), RUST_LOG as a fallback, winning
+//!   over `-v`/`-q`.
+//! - Every event goes to stderr through [`RedactingMakeWriter`], which
+//!   replaces each value the runner holds (and its escaped forms) by
+//!   `[REDACTED:NAME]`. That is the second line of defence: the types keep
+//!   secrets out of events in the first place. The writer's matcher is the
+//!   [`RedactorHandle`] inside [`LogHandle`]; the supervisor swaps it at each
+//!   bundle refresh, so the log writer and the job log streams share one
+//!   redactor.
+//!
+//! Only the flag and the process env are read here (logging starts before
+//! the settings files are read); `Settings::resolve` reports a malformed
+//! value later with its source.
 
-use crate::settings::SettingsArgs;
+use std::io::IsTerminal;
+
+use spedy_secrets::{RedactingMakeWriter, RedactorHandle};
+use tracing_subscriber::EnvFilter;
+use tracing_subscriber::fmt;
+use tracing_subscriber::prelude::*;
+
+use crate::settings::{LogFormat, SettingsArgs, parse_log_format};
 
 /// A handle on the log redactor, to update it when the bundle changes.
+/// Clones share one slot.
 #[derive(Debug, Clone, Default)]
-pub struct LogHandle;
+pub struct LogHandle {
+    redactor: RedactorHandle,
+}
 
-/// Installs the global subscriber.
-pub fn install(_global: &SettingsArgs) -> LogHandle {
-    LogHandle
+impl LogHandle {
+    /// The redactor slot the log writer reads at each event.
+    pub fn redactor(&self) -> RedactorHandle {
+        self.redactor.clone()
+    }
+}
+
+/// The filter directives for `-v`/`-q` when SPEDY_LOG and RUST_LOG are unset.
+pub fn default_directives(verbose: u8, quiet: u8) -> String {
+    let level = match (verbose, quiet) {
+        (0, 0) => "info",
+        (1, _) => "debug",
+        (v, _) if v >= 2 => "trace",
+        (_, 1) => "warn",
+        _ => "error",
+    };
+    if level == "trace" {
+        return level.to_owned();
+    }
+    // The HTTP and TLS stacks are chatty below warn; -vv shows them.
+    format!("{level},hyper=warn,hyper_util=warn,h2=warn,rustls=warn,tower=warn,reqwest=warn")
+}
+
+/// The filter: SPEDY_LOG, then RUST_LOG, then `-v`/`-q`. A malformed
+/// variable is reported on stderr and the default used instead.
+fn filter(args: &SettingsArgs) -> EnvFilter {
+    for var in ["SPEDY_LOG", "RUST_LOG"] {
+        if let Ok(directives) = std::env::var(var)
+            && !directives.trim().is_empty()
+        {
+            match EnvFilter::try_new(&directives) {
+                Ok(f) => return f,
+                Err(e) => {
+                    eprintln!("warning: ignoring {var}, not a valid log filter: {e}");
+                    break;
+                }
+            }
+        }
+    }
+    EnvFilter::new(default_directives(args.verbose, args.quiet))
+}
+
+/// Installs the global subscriber and returns the handle on its redactor.
+/// Calling it twice keeps the first subscriber.
+pub fn install(args: &SettingsArgs) -> LogHandle {
+    let handle = LogHandle::default();
+    let terminal = std::io::stderr().is_terminal();
+    let format = args
+        .log_format
+        .as_deref()
+        .and_then(|s| parse_log_format(s.trim()).ok())
+        .unwrap_or(if terminal {
+            LogFormat::Text
+        } else {
+            LogFormat::Json
+        });
+    let writer = RedactingMakeWriter::new(handle.redactor(), std::io::stderr);
+    let registry = tracing_subscriber::registry().with(filter(args));
+    let installed = match format {
+        LogFormat::Text => registry
+            .with(fmt::layer().with_writer(writer).with_ansi(terminal))
+            .try_init(),
+        LogFormat::Json => registry
+            .with(
+                fmt::layer()
+                    .json()
+                    .flatten_event(true)
+                    .with_current_span(true)
+                    .with_span_list(false)
+                    .with_writer(writer),
+            )
+            .try_init(),
+    };
+    // Already installed (a second call): the first subscriber stays.
+    drop(installed);
+    handle
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn verbosity_flags_map_to_levels() {
+        assert!(default_directives(0, 0).starts_with("info,"));
+        assert!(default_directives(1, 0).starts_with("debug,"));
+        assert_eq!(default_directives(2, 0), "trace");
+        assert!(default_directives(0, 1).starts_with("warn,"));
+        assert!(default_directives(0, 2).starts_with("error,"));
+        for v in 0..3 {
+            assert!(EnvFilter::try_new(default_directives(v, 0)).is_ok());
+        }
+    }
 }

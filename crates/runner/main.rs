@@ -7,11 +7,19 @@ use clap::Parser;
 
 mod cli;
 mod exit;
+mod harden;
 mod logging;
 mod settings;
 
 fn main() -> ExitCode {
     let cli = cli::Cli::parse();
+    // The commands that hold a bundle become non-dumpable before reading any.
+    if matches!(cli.command, cli::Command::Run(_) | cli::Command::Demo(_))
+        && let Err(err) = harden::harden()
+    {
+        eprintln!("error: cannot make the process non-dumpable: {err}");
+        return exit::failure();
+    }
     let redactor = logging::install(&cli.global);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
