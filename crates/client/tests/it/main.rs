@@ -14,3 +14,5 @@ mod settings;
 mod tls;
 // A canary token and canary secrets never show in any error's text.
 mod leaks;
+// Every endpoint against the real local platform over 127.0.0.1.
+mod platform;
