@@ -20,12 +20,16 @@ struct Pki {
 }
 
 fn pki() -> Pki {
+    pki_named("spedy test corporate proxy CA")
+}
+
+fn pki_named(ca_name: &str) -> Pki {
     let ca_key = KeyPair::generate().unwrap();
     let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
     ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
     ca.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
     ca.distinguished_name
-        .push(rcgen::DnType::CommonName, "spedy test corporate proxy CA");
+        .push(rcgen::DnType::CommonName, ca_name);
     let ca_cert = ca.self_signed(&ca_key).unwrap();
     let issuer = Issuer::new(ca, ca_key);
 
@@ -101,6 +105,82 @@ async fn a_platform_behind_a_private_ca_is_refused_without_the_extra_ca_and_reac
         .build()
         .unwrap();
     with.healthz().await.unwrap();
+}
+
+const MERGE_CHILD: &str = "SPEDY_CLIENT_TEST_MERGE_CHILD";
+
+/// Proves that the extra CA is *added to* the system roots. The system store
+/// is process-wide (`SSL_CERT_FILE`), so the test runs its checks in a child
+/// copy of this test binary whose system store holds only a "public" test CA:
+/// a server under that CA must stay reachable once the extra ("corporate")
+/// CA is given, and a server under the corporate CA must be reachable only
+/// with it.
+#[test]
+fn the_extra_ca_is_merged_with_the_system_roots_not_used_instead_of_them() {
+    if std::env::var_os(MERGE_CHILD).is_some() {
+        return merge_child();
+    }
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let public = pki_named("spedy test public root");
+    let corporate = pki_named("spedy test corporate proxy CA");
+    let public_addr = runtime.block_on(serve(public.server));
+    let corporate_addr = runtime.block_on(serve(corporate.server));
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("system.pem"), &public.ca_pem).unwrap();
+    std::fs::write(dir.path().join("corp.pem"), &corporate.ca_pem).unwrap();
+    std::fs::create_dir(dir.path().join("empty")).unwrap();
+
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "tls::the_extra_ca_is_merged_with_the_system_roots_not_used_instead_of_them",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(MERGE_CHILD, "1")
+        .env("SSL_CERT_FILE", dir.path().join("system.pem"))
+        .env("SSL_CERT_DIR", dir.path().join("empty"))
+        .env("MERGE_PUBLIC_PORT", public_addr.port().to_string())
+        .env("MERGE_CORP_PORT", corporate_addr.port().to_string())
+        .env("MERGE_CORP_CA", dir.path().join("corp.pem"))
+        .output()
+        .unwrap();
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "the child's checks failed:\n{text}");
+    assert!(
+        text.contains("merge checks passed"),
+        "the child ran no checks:\n{text}"
+    );
+    drop(runtime);
+}
+
+/// The child's side: the system store is the public test CA only.
+fn merge_child() {
+    let port = |name: &str| std::env::var(name).unwrap();
+    let public = format!("https://127.0.0.1:{}", port("MERGE_PUBLIC_PORT"));
+    let corporate = format!("https://127.0.0.1:{}", port("MERGE_CORP_PORT"));
+    let ca = std::env::var("MERGE_CORP_CA").unwrap();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let plain = |url: &str| Client::builder(url).build().unwrap();
+        let merged = |url: &str| Client::builder(url).extra_ca_pem(&ca).build().unwrap();
+        plain(&public)
+            .healthz()
+            .await
+            .expect("the system store is used");
+        let err = plain(&corporate).healthz().await.unwrap_err();
+        assert!(matches!(err, Error::Connect { .. }), "{err:?}");
+        merged(&corporate)
+            .healthz()
+            .await
+            .expect("the extra CA is trusted");
+        merged(&public)
+            .healthz()
+            .await
+            .expect("the system store is still trusted with the extra CA");
+    });
+    println!("merge checks passed");
 }
 
 /// The error and its sources, `{:#}`-style.
