@@ -10,10 +10,21 @@ use crate::broken::{Broken, Reply, answer, json};
 
 pub const TOKEN: &str = "rnt_abcdefghijABCDEFGHIJ0123456789abcdefghij";
 
+/// A runner handle with a read timeout generous enough for a loaded
+/// machine: only the timeout tests use a short one.
 pub fn runner(server: &Broken) -> RunnerApi {
+    runner_with_read_timeout(server, Duration::from_secs(10))
+}
+
+/// A runner handle whose read timeout is 300 ms, for the timeout tests.
+fn impatient_runner(server: &Broken) -> RunnerApi {
+    runner_with_read_timeout(server, Duration::from_millis(300))
+}
+
+fn runner_with_read_timeout(server: &Broken, read: Duration) -> RunnerApi {
     let client = Client::builder(&server.url())
-        .read_timeout(Duration::from_millis(300))
-        .connect_timeout(Duration::from_millis(500))
+        .read_timeout(read)
+        .connect_timeout(Duration::from_secs(5))
         .build()
         .unwrap();
     client.runner(TOKEN.parse().unwrap())
@@ -134,7 +145,7 @@ async fn a_chunked_bootstrap_just_under_the_cap_is_read_to_the_end() {
 async fn a_server_that_accepts_and_never_answers_hits_the_read_timeout() {
     let server = Broken::start(Reply::Stall(Vec::new())).await;
     let started = Instant::now();
-    let err = runner(&server).bootstrap().await.unwrap_err();
+    let err = impatient_runner(&server).bootstrap().await.unwrap_err();
     assert!(
         matches!(
             err,
@@ -156,7 +167,7 @@ async fn a_server_that_accepts_and_never_answers_hits_the_read_timeout() {
 async fn a_server_that_stalls_in_the_middle_of_the_body_hits_the_read_timeout() {
     let head = b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 1000\r\n\r\n{\"runner\":";
     let server = Broken::start(Reply::Stall(head.to_vec())).await;
-    let err = runner(&server).bootstrap().await.unwrap_err();
+    let err = impatient_runner(&server).bootstrap().await.unwrap_err();
     assert!(matches!(err, Error::Timeout { .. }), "{err:?}");
 }
 
@@ -165,7 +176,7 @@ async fn the_claim_long_poll_waits_longer_than_the_read_timeout() {
     // The read timeout is 300 ms, the claim asks for 1 s: the stall must be
     // given 1 s + the margin, not 300 ms.
     let server = Broken::start(Reply::Stall(Vec::new())).await;
-    let api = runner(&server);
+    let api = impatient_runner(&server);
     let poll = tokio::time::timeout(Duration::from_millis(900), api.claim(1)).await;
     assert!(poll.is_err(), "the claim gave up before wait_s: {poll:?}");
 }
