@@ -215,12 +215,27 @@ fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiFailure> {
     Ok(value)
 }
 
-/// serde_json appends " at line L column C"; the field path says more.
+/// serde_json appends " at line L column C" (the field path says more) and
+/// quotes a misplaced string (`invalid type: string "…"`), which could be a
+/// secret sent in the wrong field: both are dropped.
 fn strip_position(message: &str) -> String {
-    match message.rfind(" at line ") {
-        Some(i) => message[..i].to_owned(),
-        None => message.to_owned(),
+    let message = match message.rfind(" at line ") {
+        Some(i) => &message[..i],
+        None => message,
+    };
+    let mut out = String::with_capacity(message.len());
+    let mut quoted = false;
+    for c in message.chars() {
+        if c == '"' {
+            if !quoted {
+                out.push_str("\"…\"");
+            }
+            quoted = !quoted;
+        } else if !quoted {
+            out.push(c);
+        }
     }
+    out
 }
 
 /// `404 not_found` for a route the platform does not serve, except
@@ -283,6 +298,13 @@ mod tests {
         assert!(!err.body.error.message.contains("line"), "{:?}", err.body);
         let err = parse_json::<Body>(b"{not json").unwrap_err();
         assert_eq!(err.body.error.message, "body: the body is not valid JSON");
+        let err = parse_json::<Body>(br#"{"wait_s": "sk-SECRET"}"#).unwrap_err();
+        assert!(!err.body.error.message.contains("SECRET"), "{:?}", err.body);
+        assert!(
+            err.body.error.message.contains("invalid type: string"),
+            "{:?}",
+            err.body
+        );
         let err = parse_json::<Body>(b"{}").unwrap_err();
         assert!(err.body.error.message.contains("wait_s"), "{:?}", err.body);
     }

@@ -414,3 +414,83 @@ impl TestPlatform {
         self.stop().await;
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn spec() -> JobSpec {
+        JobSpec {
+            image: "img:1".into(),
+            command: None,
+            env: Default::default(),
+            repo: None,
+            scope: None,
+            timeout_s: 10,
+        }
+    }
+
+    #[tokio::test]
+    async fn the_helpers_drive_every_admin_route_and_survive_a_restart() {
+        let mut p = TestPlatform::builder().refresh_after_s(1).start().await;
+        assert_eq!(p.url(), format!("http://{}", p.addr()));
+        assert!(p.data_dir().join("platform.db").exists());
+        let entry = p
+            .put_secret("ANTHROPIC_API_KEY", "sk-ant-0123456789abcd", Scope::Org)
+            .await;
+        assert_eq!(entry.masked, "sk-a****abcd");
+        p.put_secret_kind("MCP_X", "v", SecretKind::Mcp, Scope::Project("p".into()))
+            .await;
+        p.delete_secret("MCP_X").await;
+        assert_eq!(p.list_secrets().await.secrets.len(), 1);
+        p.put_github_app(5).await;
+        p.put_github_token("ghp_abcdefghijklmnop").await;
+        let list = p.put_bitbucket("bb_abcdefghijklmnop").await;
+        assert_eq!(list.integrations.len(), 2);
+        p.delete_integration(GitProvider::Bitbucket).await;
+        assert_eq!(p.integrations().await.integrations.len(), 1);
+        assert!(p.readiness(Backend::AnthropicApi).await.ready);
+        let (runner_id, token) = p.create_runner("host", 2, Backend::AnthropicApi).await;
+        let queued = p.enqueue(spec()).await;
+        p.cancel_job(&queued).await;
+        let view = p.wait_job_final(&queued, Duration::from_secs(5)).await;
+        assert_eq!(view.status, spedy_api::JobStatus::Cancelled);
+
+        let waiting = p.enqueue(spec()).await;
+        p.restart().await;
+        assert_eq!(p.job(&waiting).await.status, spedy_api::JobStatus::Queued);
+        let boot = p
+            .request_with(Method::POST, "/runners/bootstrap", token.expose())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(boot.status(), StatusCode::OK);
+        let body: Value = boot.json().await.unwrap();
+        assert_eq!(body["bundle"]["refresh_after_s"], 1);
+        p.revoke_runner(&runner_id).await;
+        let boot = p
+            .request_with(Method::POST, "/runners/bootstrap", token.expose())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(boot.status(), StatusCode::UNAUTHORIZED);
+        p.shutdown().await;
+    }
+
+    #[tokio::test]
+    async fn a_stopped_platform_refuses_connections_until_it_resumes() {
+        let mut p = TestPlatform::start().await;
+        p.stop().await;
+        let down = p.http().get(format!("{}/healthz", p.url())).send().await;
+        assert!(down.is_err(), "nothing listens while stopped");
+        p.resume().await;
+        let up = p
+            .http()
+            .get(format!("{}/healthz", p.url()))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(up.status(), StatusCode::OK);
+    }
+}
