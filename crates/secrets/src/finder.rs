@@ -12,8 +12,10 @@
 //!    one 4-byte window every 3 bytes and tests its hash in a small bitmap of
 //!    the patterns' first three windows (a Bloom-style filter, no false
 //!    negatives).
-//! 2. *Verification:* on a hit at `p`, an anchored leftmost-longest
-//!    aho-corasick search runs at `p-2`, `p-1` and `p`, in that order.
+//! 2. *Verification:* a hit at `p` stands for the starts `p-2`, `p-1` and
+//!    `p`. Each start whose own 4-byte window is in a second bitmap (of the
+//!    patterns' first windows) gets an anchored leftmost-longest aho-corasick
+//!    search, left to right.
 //!
 //! Why this equals an unanchored leftmost-longest search: a pattern starting at
 //! `s` is seen at the one grid point in `s..=s+2`; grid points are visited in
@@ -42,7 +44,12 @@ pub(crate) struct Found {
 /// The sampled filter plus the anchored verifier.
 pub(crate) struct Finder {
     verifier: AhoCorasick,
-    bits: Box<[u64]>,
+    /// Hashes of every pattern's windows at offsets 0, 1 and 2: the grid test.
+    grid: Box<[u64]>,
+    /// Hashes of every pattern's first window: the test of a candidate start,
+    /// which spares most calls into the verifier.
+    first: Box<[u64]>,
+    /// `32 - log2(bits per table)`.
     shift: u32,
 }
 
@@ -59,13 +66,14 @@ impl Finder {
             .next_power_of_two()
             .clamp(1 << 15, 1 << 22)
             .trailing_zeros();
-        let mut bits = vec![0u64; (1usize << table_bits) / 64].into_boxed_slice();
+        let mut grid = vec![0u64; (1usize << table_bits) / 64].into_boxed_slice();
+        let mut first = grid.clone();
         let shift = 32 - table_bits;
         for p in patterns {
             for offset in 0..STEP {
-                let h = hash(window(p.as_ref(), offset), shift);
-                bits[h / 64] |= 1 << (h % 64);
+                set(&mut grid, hash(window(p.as_ref(), offset), shift));
             }
+            set(&mut first, hash(window(p.as_ref(), 0), shift));
         }
         let verifier = AhoCorasick::builder()
             .match_kind(MatchKind::LeftmostLongest)
@@ -81,7 +89,8 @@ impl Finder {
             .expect("patterns of at most 64 KiB per value build an automaton");
         Self {
             verifier,
-            bits,
+            grid,
+            first,
             shift,
         }
     }
@@ -93,18 +102,41 @@ impl Finder {
 
     /// The leftmost-longest match starting at or after `from`.
     pub(crate) fn find(&self, haystack: &[u8], from: usize) -> Option<Found> {
+        let (grid, shift) = (&*self.grid, self.shift);
         let mut p = from;
-        while p + WINDOW <= haystack.len() {
-            if self.maybe(window(haystack, p)) {
-                for start in p.saturating_sub(STEP - 1).max(from)..=p {
-                    if let Some(found) = self.verify(haystack, start) {
-                        return Some(found);
-                    }
+        // Two grid points per 8-byte load: windows at `p` and `p + 3`.
+        while p + 8 <= haystack.len() {
+            let x = u64::from_le_bytes(haystack[p..p + 8].try_into().expect("a slice of 8 bytes"));
+            let hit0 = test(grid, hash(x as u32, shift));
+            let hit1 = test(grid, hash((x >> 24) as u32, shift));
+            if hit0 | hit1 {
+                if hit0 && let Some(found) = self.candidates(haystack, from, p) {
+                    return Some(found);
                 }
+                if hit1 && let Some(found) = self.candidates(haystack, from, p + STEP) {
+                    return Some(found);
+                }
+            }
+            p += 2 * STEP;
+        }
+        while p + WINDOW <= haystack.len() {
+            if test(grid, hash(window(haystack, p), shift))
+                && let Some(found) = self.candidates(haystack, from, p)
+            {
+                return Some(found);
             }
             p += STEP;
         }
         None
+    }
+
+    /// Tries the starts `p-2..=p` (not before `from`) a grid hit at `p` stands
+    /// for, leftmost first.
+    #[cold]
+    fn candidates(&self, haystack: &[u8], from: usize, p: usize) -> Option<Found> {
+        (p.saturating_sub(STEP - 1).max(from)..=p)
+            .filter(|s| test(&self.first, hash(window(haystack, *s), self.shift)))
+            .find_map(|s| self.verify(haystack, s))
     }
 
     /// Every non-overlapping leftmost-longest match, left to right.
@@ -120,11 +152,6 @@ impl Finder {
         })
     }
 
-    fn maybe(&self, w: u32) -> bool {
-        let h = hash(w, self.shift);
-        self.bits[h / 64] & (1 << (h % 64)) != 0
-    }
-
     fn verify(&self, haystack: &[u8], start: usize) -> Option<Found> {
         let input = Input::new(haystack).range(start..).anchored(Anchored::Yes);
         self.verifier.find(input).map(|m| Found {
@@ -135,6 +162,16 @@ impl Finder {
     }
 }
 
+fn set(table: &mut [u64], h: usize) {
+    table[h / 64] |= 1 << (h % 64);
+}
+
+#[inline]
+fn test(table: &[u64], h: usize) -> bool {
+    table[h / 64] & (1 << (h % 64)) != 0
+}
+
+#[inline]
 fn window(bytes: &[u8], at: usize) -> u32 {
     let w: [u8; WINDOW] = bytes[at..at + WINDOW]
         .try_into()
@@ -143,6 +180,7 @@ fn window(bytes: &[u8], at: usize) -> u32 {
 }
 
 /// Fibonacci hashing of a window into `32 - shift` bits.
+#[inline]
 fn hash(w: u32, shift: u32) -> usize {
     (w.wrapping_mul(0x9E37_79B1) >> shift) as usize
 }

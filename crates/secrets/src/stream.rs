@@ -11,7 +11,9 @@
 //! - the bytes after that point are carried into the next push.
 //!
 //! Memory is bounded: the carry is at most `max_pattern_len - 1 + 3` bytes
-//! (the 3 extra bytes keep a UTF-8 character whole), whatever the input.
+//! (the 3 extra bytes keep a UTF-8 character whole), whatever the input; a
+//! push needs the carry plus the piece, and returns at most that much plus
+//! the replacements' growth.
 //!
 //! UTF-8: output is cut on character boundaries where the input allows it, so
 //! a caller can turn each piece into text. Invalid UTF-8 passes through
@@ -27,7 +29,9 @@ use crate::Redactor;
 const UTF8_EXTRA: usize = 3;
 
 /// Redacts a stream pushed in pieces, holding back a bounded tail.
-#[derive(Debug)]
+///
+/// `Debug` shows how many bytes are held back, never the bytes (they may be
+/// the start of a secret). The held-back buffer is zeroized on drop.
 pub struct StreamRedactor {
     redactor: Arc<Redactor>,
     /// Bytes received but not yet emitted; at most [`Self::max_held_back`]
@@ -87,8 +91,26 @@ impl StreamRedactor {
 
     /// Ends the stream: redacts and returns what was held back.
     pub fn finish(mut self) -> Vec<u8> {
-        let carry = std::mem::take(&mut self.carry);
-        self.redactor.redact(&carry).into_owned()
+        let mut carry = zeroize::Zeroizing::new(std::mem::take(&mut self.carry));
+        let out = self.redactor.redact(&carry).into_owned();
+        carry.clear();
+        out
+    }
+}
+
+impl Drop for StreamRedactor {
+    fn drop(&mut self) {
+        // Zeroes the whole capacity, where earlier pieces passed through.
+        zeroize::Zeroize::zeroize(&mut self.carry);
+    }
+}
+
+impl std::fmt::Debug for StreamRedactor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StreamRedactor")
+            .field("redactor", &*self.redactor)
+            .field("held_back", &self.carry.len())
+            .finish()
     }
 }
 

@@ -126,3 +126,27 @@ fn a_redactor_built_from_canaries_redacts_them_in_every_form() {
         assert_absent("a redacted form", out.as_bytes(), &[&c]);
     }
 }
+
+#[test]
+fn debug_of_a_stream_never_shows_the_bytes_it_holds_back() {
+    let c = canary("STREAM");
+    let r = Arc::new(Redactor::from_pairs([("LONG", "x".repeat(200).as_str())]));
+    let mut stream = StreamRedactor::new(r);
+    assert!(
+        stream.push(c.as_bytes()).is_empty(),
+        "all of it is held back"
+    );
+    let debug = format!("{stream:?} {stream:#?}");
+    assert!(
+        debug.contains(&format!("held_back: {}", c.len())),
+        "{debug}"
+    );
+    // Held bytes would show as numbers; check for those too.
+    let as_numbers = format!("{:?}", &c.as_bytes()[..8]);
+    assert!(
+        !debug.contains(&as_numbers[1..as_numbers.len() - 1]),
+        "{debug}"
+    );
+    assert_absent("Debug of a stream", debug.as_bytes(), &[&c]);
+    assert_eq!(stream.finish(), c.as_bytes());
+}
