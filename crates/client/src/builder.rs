@@ -181,6 +181,14 @@ fn read_ca(path: &Path) -> Result<Vec<reqwest::Certificate>, Error> {
     if certs.is_empty() {
         return Err(invalid("holds no PEM certificate"));
     }
+    // A PEM block of valid base64 that is no certificate passes the parse
+    // above and would only fail in `build()`, as if the system store were
+    // the problem. A client trusting only these certificates builds them
+    // into a root store now, so the error can name the file.
+    reqwest::Client::builder()
+        .tls_certs_only(certs.iter().cloned())
+        .build()
+        .map_err(|_| invalid("holds a block that is not a usable CA certificate"))?;
     Ok(certs)
 }
 

@@ -81,3 +81,21 @@ fn a_user_agent_that_is_not_a_header_value_is_refused() {
         .unwrap_err();
     assert!(matches!(err, Error::Config { .. }), "{err:?}");
 }
+
+#[test]
+fn a_ca_file_with_a_pem_block_that_is_no_certificate_is_an_error_naming_the_path() {
+    // Valid base64, valid PEM framing, but the bytes are not a certificate.
+    let mut file = tempfile::NamedTempFile::new().unwrap();
+    file.write_all(
+        b"-----BEGIN CERTIFICATE-----\naGVsbG8gd29ybGQsIEkgYW0gbm90IGEgY2VydGlmaWNhdGU=\n-----END CERTIFICATE-----\n",
+    )
+    .unwrap();
+    let err = Client::builder("https://api.spedy.ai")
+        .extra_ca_pem(file.path())
+        .build()
+        .unwrap_err();
+    assert!(matches!(err, Error::CaFileInvalid { .. }), "{err:?}");
+    let text = err.to_string();
+    assert!(text.contains(&file.path().display().to_string()), "{text}");
+    assert!(text.contains("not a usable CA certificate"), "{text}");
+}
