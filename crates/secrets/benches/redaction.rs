@@ -120,21 +120,7 @@ fn log_text(rng: &mut Rng, secrets: &[(String, String)]) -> (Vec<u8>, usize) {
         } else {
             String::new()
         };
-        match rng.below(4) {
-            0 => out.extend_from_slice(
-                format!(
-                    "{{\"timestamp\":\"{ts}\",\"level\":\"INFO\",\"fields\":{{\"message\":\"{words}{planted_form}\"}},\"target\":\"agent\"}}\n"
-                )
-                .as_bytes(),
-            ),
-            1 => out.extend_from_slice(
-                format!("{ts}  WARN agent::git: fetch https://github.com/org/repo.git?ref={} {words}{planted_form}\n", rng.token(8)).as_bytes(),
-            ),
-            2 => out.extend_from_slice(
-                format!("{ts} DEBUG blob={} {words}{planted_form}\n", rng.token(60)).as_bytes(),
-            ),
-            _ => out.extend_from_slice(format!("{ts}  INFO {words}{planted_form}\n").as_bytes()),
-        }
+        out.extend_from_slice(log_line(rng, &ts, &words, &planted_form).as_bytes());
     }
     (out, planted)
 }
@@ -150,6 +136,22 @@ fn percent_encode(v: &str) -> String {
             }
         })
         .collect()
+}
+
+/// One log line in one of four shapes: JSON, a warning with a URL, a debug
+/// line with a random blob, a plain info line.
+fn log_line(rng: &mut Rng, ts: &str, words: &str, planted: &str) -> String {
+    match rng.below(4) {
+        0 => format!(
+            "{{\"timestamp\":\"{ts}\",\"level\":\"INFO\",\"fields\":{{\"message\":\"{words}{planted}\"}},\"target\":\"agent\"}}\n"
+        ),
+        1 => format!(
+            "{ts}  WARN agent::git: fetch https://github.com/org/repo.git?ref={} {words}{planted}\n",
+            rng.token(8)
+        ),
+        2 => format!("{ts} DEBUG blob={} {words}{planted}\n", rng.token(60)),
+        _ => format!("{ts}  INFO {words}{planted}\n"),
+    }
 }
 
 fn best<F: FnMut() -> usize>(mut f: F) -> (Duration, usize) {
@@ -177,7 +179,8 @@ fn main() {
     ));
     let build = build.elapsed();
     println!(
-        "redaction bench: {:.1} MiB of log text, {} secrets ({} patterns, longest {} bytes), {} planted occurrences; matcher built in {:.1} ms",
+        "redaction bench: {:.1} MiB of log text, {} secrets ({} patterns, longest {} bytes), \
+         {} planted occurrences; matcher built in {:.1} ms",
         text.len() as f64 / 1048576.0,
         redactor.values_len(),
         redactor.patterns_len(),
@@ -185,14 +188,20 @@ fn main() {
         planted,
         build.as_secs_f64() * 1e3
     );
+    let mut rows = baselines(&text, &secrets);
+    rows.extend(redactions(&text, &redactor, planted));
+    print(text.len(), &rows);
+}
 
+/// The copies to compare with, and plain aho-corasick over the raw values.
+fn baselines(text: &[u8], secrets: &[(String, String)]) -> Vec<(&'static str, Duration)> {
     // Touch every page first, so the baseline measures copying, not faults.
     let mut dst = vec![1u8; text.len()];
     let (copy, _) = best(|| {
-        dst.copy_from_slice(black_box(&text));
+        dst.copy_from_slice(black_box(text));
         black_box(&mut dst).len()
     });
-    let (to_vec, _) = best(|| black_box(black_box(&text).to_vec()).len());
+    let (to_vec, _) = best(|| black_box(black_box(text).to_vec()).len());
     let (chunked_copy, _) = best(|| {
         text.chunks(CHUNK)
             .map(|c| black_box(black_box(c).to_vec()).len())
@@ -202,8 +211,22 @@ fn main() {
         .match_kind(aho_corasick::MatchKind::LeftmostLongest)
         .build(secrets.iter().map(|(_, v)| v.as_bytes()))
         .expect("builds");
-    let (ac_raw, _) = best(|| plain_ac.find_iter(black_box(&text)).count());
-    let (whole, redacted_len) = best(|| redactor.redact(black_box(&text)).len());
+    let (ac_raw, _) = best(|| plain_ac.find_iter(black_box(text)).count());
+    vec![
+        ("baseline: memcpy into a reused buffer", copy),
+        ("baseline: copy into a new Vec (to_vec)", to_vec),
+        ("baseline: copy 64 KiB chunks into new Vecs", chunked_copy),
+        ("reference: aho-corasick, raw values only", ac_raw),
+    ]
+}
+
+/// The redactor three ways; checks that they agree and miss nothing planted.
+fn redactions(
+    text: &[u8],
+    redactor: &Arc<Redactor>,
+    planted: usize,
+) -> Vec<(&'static str, Duration)> {
+    let (whole, redacted_len) = best(|| redactor.redact(black_box(text)).len());
     let (stream, streamed_len) = best(|| {
         let mut s = StreamRedactor::new(redactor.clone());
         let mut n = 0;
@@ -218,7 +241,7 @@ fn main() {
             .sum()
     });
     assert_eq!(redacted_len, streamed_len, "stream and whole agree");
-    let replaced = redactor.redact(&text);
+    let replaced = redactor.redact(text);
     let found = replaced
         .windows(b"[REDACTED:".len())
         .filter(|w| *w == b"[REDACTED:")
@@ -227,23 +250,23 @@ fn main() {
         found >= planted,
         "every planted occurrence is redacted ({found} < {planted})"
     );
+    vec![
+        ("Redactor::redact (whole buffer)", whole),
+        ("StreamRedactor (64 KiB chunks)", stream),
+        ("Redactor::redact per line (+split)", lines),
+    ]
+}
 
-    let base = mbps(text.len(), copy);
-    let fresh = mbps(text.len(), to_vec);
+/// Prints MB/s and the ratios to the first two baselines.
+fn print(len: usize, rows: &[(&str, Duration)]) {
+    let base = mbps(len, rows[0].1);
+    let fresh = mbps(len, rows[1].1);
     println!(
         "{:<44} {:>8} {:>10} {:>10}",
         "", "MB/s", "vs memcpy", "vs to_vec"
     );
-    for (label, d) in [
-        ("baseline: memcpy into a reused buffer", copy),
-        ("baseline: copy into a new Vec (to_vec)", to_vec),
-        ("baseline: copy 64 KiB chunks into new Vecs", chunked_copy),
-        ("reference: aho-corasick, raw values only", ac_raw),
-        ("Redactor::redact (whole buffer)", whole),
-        ("StreamRedactor (64 KiB chunks)", stream),
-        ("Redactor::redact per line (+split)", lines),
-    ] {
-        let rate = mbps(text.len(), d);
+    for (label, d) in rows {
+        let rate = mbps(len, *d);
         println!(
             "{label:<44} {rate:>8.0} {:>9.3}x {:>9.3}x",
             rate / base,
