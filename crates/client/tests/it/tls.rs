@@ -107,7 +107,29 @@ async fn a_platform_behind_a_private_ca_is_refused_without_the_extra_ca_and_reac
     with.healthz().await.unwrap();
 }
 
-const MERGE_CHILD: &str = "SPEDY_CLIENT_TEST_MERGE_CHILD";
+/// Set in a child copy of this test binary: the checks that need their own
+/// process-wide system CA store (`SSL_CERT_FILE`) run there.
+const CHILD: &str = "SPEDY_CLIENT_TEST_TLS_CHILD";
+
+/// Runs one test of this binary again in a child process with `env`, and
+/// checks that it passed and printed `done` (so it really ran the checks).
+fn run_child(test: &str, env: &[(&str, std::ffi::OsString)], done: &str) {
+    let mut cmd = std::process::Command::new(std::env::current_exe().unwrap());
+    cmd.args(["--exact", test, "--nocapture", "--test-threads=1"])
+        .env(CHILD, "1");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().unwrap();
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "the child's checks failed:\n{text}");
+    assert!(text.contains(done), "the child ran no checks:\n{text}");
+}
+
+fn env_var(name: &str) -> String {
+    std::env::var(name).unwrap()
+}
 
 /// Proves that the extra CA is *added to* the system roots. The system store
 /// is process-wide (`SSL_CERT_FILE`), so the test runs its checks in a child
@@ -117,7 +139,7 @@ const MERGE_CHILD: &str = "SPEDY_CLIENT_TEST_MERGE_CHILD";
 /// with it.
 #[test]
 fn the_extra_ca_is_merged_with_the_system_roots_not_used_instead_of_them() {
-    if std::env::var_os(MERGE_CHILD).is_some() {
+    if std::env::var_os(CHILD).is_some() {
         return merge_child();
     }
     let runtime = tokio::runtime::Runtime::new().unwrap();
@@ -129,38 +151,25 @@ fn the_extra_ca_is_merged_with_the_system_roots_not_used_instead_of_them() {
     std::fs::write(dir.path().join("system.pem"), &public.ca_pem).unwrap();
     std::fs::write(dir.path().join("corp.pem"), &corporate.ca_pem).unwrap();
     std::fs::create_dir(dir.path().join("empty")).unwrap();
-
-    let out = std::process::Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            "tls::the_extra_ca_is_merged_with_the_system_roots_not_used_instead_of_them",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env(MERGE_CHILD, "1")
-        .env("SSL_CERT_FILE", dir.path().join("system.pem"))
-        .env("SSL_CERT_DIR", dir.path().join("empty"))
-        .env("MERGE_PUBLIC_PORT", public_addr.port().to_string())
-        .env("MERGE_CORP_PORT", corporate_addr.port().to_string())
-        .env("MERGE_CORP_CA", dir.path().join("corp.pem"))
-        .output()
-        .unwrap();
-    let text =
-        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "the child's checks failed:\n{text}");
-    assert!(
-        text.contains("merge checks passed"),
-        "the child ran no checks:\n{text}"
+    run_child(
+        "tls::the_extra_ca_is_merged_with_the_system_roots_not_used_instead_of_them",
+        &[
+            ("SSL_CERT_FILE", dir.path().join("system.pem").into()),
+            ("SSL_CERT_DIR", dir.path().join("empty").into()),
+            ("PUBLIC_PORT", public_addr.port().to_string().into()),
+            ("CORP_PORT", corporate_addr.port().to_string().into()),
+            ("CORP_CA", dir.path().join("corp.pem").into()),
+        ],
+        "merge checks passed",
     );
     drop(runtime);
 }
 
 /// The child's side: the system store is the public test CA only.
 fn merge_child() {
-    let port = |name: &str| std::env::var(name).unwrap();
-    let public = format!("https://127.0.0.1:{}", port("MERGE_PUBLIC_PORT"));
-    let corporate = format!("https://127.0.0.1:{}", port("MERGE_CORP_PORT"));
-    let ca = std::env::var("MERGE_CORP_CA").unwrap();
+    let public = format!("https://127.0.0.1:{}", env_var("PUBLIC_PORT"));
+    let corporate = format!("https://127.0.0.1:{}", env_var("CORP_PORT"));
+    let ca = env_var("CORP_CA");
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(async {
         let plain = |url: &str| Client::builder(url).build().unwrap();
@@ -181,6 +190,54 @@ fn merge_child() {
             .expect("the system store is still trusted with the extra CA");
     });
     println!("merge checks passed");
+}
+
+/// A `FROM scratch` image has no system CA store: `build()` says so with a
+/// hint, and an extra CA alone is then enough (a platform reached only
+/// through a corporate proxy needs nothing else).
+#[test]
+fn without_a_system_ca_store_build_says_so_and_the_extra_ca_alone_is_enough() {
+    if std::env::var_os(CHILD).is_some() {
+        return no_store_child();
+    }
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let corporate = pki_named("spedy test corporate proxy CA");
+    let corporate_addr = runtime.block_on(serve(corporate.server));
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("corp.pem"), &corporate.ca_pem).unwrap();
+    std::fs::create_dir(dir.path().join("empty")).unwrap();
+    run_child(
+        "tls::without_a_system_ca_store_build_says_so_and_the_extra_ca_alone_is_enough",
+        &[
+            ("SSL_CERT_FILE", dir.path().join("missing.pem").into()),
+            ("SSL_CERT_DIR", dir.path().join("empty").into()),
+            ("CORP_PORT", corporate_addr.port().to_string().into()),
+            ("CORP_CA", dir.path().join("corp.pem").into()),
+        ],
+        "no-store checks passed",
+    );
+    drop(runtime);
+}
+
+/// The child's side: no system store at all.
+fn no_store_child() {
+    let corporate = format!("https://127.0.0.1:{}", env_var("CORP_PORT"));
+    let err = Client::builder(&corporate).build().unwrap_err();
+    assert!(matches!(err, Error::Tls { .. }), "{err:?}");
+    let text = chain(&err);
+    assert!(text.contains("SSL_CERT_FILE"), "{text}");
+    assert!(text.contains("No CA certificates"), "{text}");
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        Client::builder(&corporate)
+            .extra_ca_pem(env_var("CORP_CA"))
+            .build()
+            .expect("an extra CA is enough without a system store")
+            .healthz()
+            .await
+            .expect("the extra CA is trusted");
+    });
+    println!("no-store checks passed");
 }
 
 /// The error and its sources, `{:#}`-style.
