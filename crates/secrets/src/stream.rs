@@ -169,7 +169,14 @@ mod tests {
     #[test]
     fn a_value_split_at_every_point_is_still_redacted() {
         let r = redactor();
-        let text = b"before s3cr3t-tok\"en middle \"s3cr3t-tok\\\"en\" another-value-here end";
+        let text = format!(
+            "before s3cr3t-tok\"en middle \"s3cr3t-tok\\\"en\" another-value-here b64 {} end",
+            {
+                use base64::Engine as _;
+                base64::engine::general_purpose::STANDARD.encode("xanother-value-here")
+            }
+        );
+        let text = text.as_bytes();
         let want = r.redact(text).into_owned();
         assert!(!String::from_utf8_lossy(&want).contains("s3cr3t"));
         for split in 0..=text.len() {
@@ -181,6 +188,51 @@ mod tests {
                 let (got, _) = stream_all(&r, &[&text[..a], &text[a..b], &text[b..]]);
                 assert_eq!(got, want, "splits at {a}, {b}");
             }
+        }
+    }
+
+    /// A deterministic generator; a small alphabet makes near-misses and
+    /// overlaps common.
+    struct Rng(u64);
+
+    impl Rng {
+        fn next(&mut self, n: usize) -> usize {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            (self.0 % n as u64) as usize
+        }
+        fn word(&mut self, len: usize) -> String {
+            (0..len)
+                .map(|_| ['a', 'b', 'c', 'é'][self.next(4)])
+                .collect()
+        }
+    }
+
+    #[test]
+    fn random_chunkings_of_random_text_give_what_one_whole_redaction_gives() {
+        let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+        for _ in 0..300 {
+            let secrets: Vec<(String, String)> = (0..1 + rng.next(4))
+                .map(|i| {
+                    let len = 3 + rng.next(8);
+                    (format!("S{i}"), rng.word(len))
+                })
+                .collect();
+            let pairs = secrets.iter().map(|(n, v)| (n.as_str(), v.as_str()));
+            let r = Arc::new(Redactor::from_pairs(pairs));
+            let len = rng.next(300);
+            let text = rng.word(len);
+            let mut pieces = Vec::new();
+            let mut at = 0;
+            while at < text.len() {
+                let end = (at + 1 + rng.next(20)).min(text.len());
+                pieces.push(&text.as_bytes()[at..end]);
+                at = end;
+            }
+            let (got, _) = stream_all(&r, &pieces);
+            let want = r.redact(text.as_bytes()).into_owned();
+            assert_eq!(got, want, "{secrets:?} {text}");
         }
     }
 
