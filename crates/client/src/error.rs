@@ -185,7 +185,7 @@ pub enum Error {
     #[error(
         "could not set up the HTTPS client\n\n\
          on a minimal image, provide CA certificates (/etc/ssl/certs/ca-certificates.crt \
-         or SSL_CERT_FILE)"
+         or SSL_CERT_FILE), or give the platform's CA with --ca-file (SPEDY_CA_FILE)"
     )]
     Tls {
         /// The cause.
