@@ -71,7 +71,7 @@ mod tests {
     #[test]
     fn an_unspecified_listen_address_is_checked_on_loopback() {
         assert_eq!(
-            target("0.0.0.0:9477").unwrap().to_string(),
+            target("0.0.0.0:9477").expect("valid").to_string(),
             "127.0.0.1:9477"
         );
         assert_eq!(target("[::]:1").expect("valid").to_string(), "[::1]:1");
