@@ -267,14 +267,16 @@ impl Client {
             return Ok(resp);
         }
         let headers = resp.headers().clone();
-        // A broken or oversized error body still tells the status; read what
-        // fits and map by status when it does not parse.
+        // A broken, stalled or oversized error body still tells the status:
+        // map by status when the body cannot be read or does not parse.
         let body = match self
             .read_body(endpoint, resp, ERROR_BODY_LIMIT, Body::Plain)
             .await
         {
             Ok(b) => b,
-            Err(Error::BodyTooLarge { .. } | Error::Network { .. }) => Zeroizing::new(Vec::new()),
+            Err(Error::BodyTooLarge { .. } | Error::Network { .. } | Error::Timeout { .. }) => {
+                Zeroizing::new(Vec::new())
+            }
             Err(e) => return Err(e),
         };
         let scrub = Scrub {

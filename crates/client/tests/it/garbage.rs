@@ -360,3 +360,11 @@ async fn job_ids_are_percent_encoded_into_one_path_segment() {
         "{req}"
     );
 }
+
+#[tokio::test]
+async fn a_503_whose_body_stalls_is_still_unavailable() {
+    let head = b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\ncontent-length: 500\r\n\r\n{\"error\":";
+    let server = Broken::start(Reply::Stall(head.to_vec())).await;
+    let err = impatient_runner(&server).bootstrap().await.unwrap_err();
+    assert!(matches!(err, Error::Unavailable), "{err:?}");
+}
