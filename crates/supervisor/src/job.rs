@@ -34,7 +34,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::JobSettings;
 use crate::metrics::Metrics;
-use crate::shipper::{ShipReport, ShipSettings, Shipper};
+use crate::shipper::{ShipSettings, Shipper};
 use crate::state::Online;
 
 /// How long reporting may still be retried once the runner is forced down.
@@ -60,15 +60,6 @@ pub(crate) struct JobContext {
     pub engine_suspect: AtomicBool,
 }
 
-/// How a job ended, as reported.
-#[derive(Debug, Clone)]
-pub(crate) struct JobReport {
-    /// What the platform was told.
-    pub complete: CompleteRequest,
-    /// What happened to the log.
-    pub shipped: ShipReport,
-}
-
 /// Runs one claimed job to its end and reports it. Never fails: every failure
 /// becomes a job status. `force` is the runner's token that stops running
 /// jobs; `_permit` holds the job's pool slot until this returns.
@@ -78,7 +69,7 @@ pub(crate) async fn run_job(
     job: Job,
     force: CancellationToken,
     _permit: OwnedSemaphorePermit,
-) -> JobReport {
+) {
     let give_up = CancellationToken::new();
     let watchdog = async {
         force.cancelled().await;
@@ -87,7 +78,7 @@ pub(crate) async fn run_job(
         std::future::pending::<()>().await;
     };
     tokio::select! {
-        report = drive(&ctx, &online, job, &force, &give_up) => report,
+        () = drive(&ctx, &online, job, &force, &give_up) => {}
         () = watchdog => unreachable!("the watchdog never returns"),
     }
 }
@@ -99,7 +90,7 @@ async fn drive(
     job: Job,
     force: &CancellationToken,
     give_up: &CancellationToken,
-) -> JobReport {
+) {
     ctx.metrics.job_started();
     tracing::info!(image = %job.spec.image, pool = online.runner.pool_size, "job started");
     let cancel = force.child_token();
@@ -134,7 +125,6 @@ async fn drive(
     ctx.metrics.job_finished(complete.status);
     tracing::info!(status = %complete.status, exit_code = ?complete.exit_code,
         duration_ms = complete.duration_ms, "job finished");
-    JobReport { complete, shipped }
 }
 
 /// The executor's spec for `job` under the snapshot `online`.
