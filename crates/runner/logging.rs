@@ -12,9 +12,9 @@
 //!   bundle refresh, so the log writer and the job log streams share one
 //!   redactor.
 //!
-//! Only the flag and the process env are read here (logging starts before
-//! the settings files are read); `Settings::resolve` reports a malformed
-//! value later with its source.
+//! The format follows the settings' precedence (flag, env, `.env`, config
+//! file); the level (SPEDY_LOG, RUST_LOG) is read from the process env only,
+//! since it must be known before anything is logged.
 
 use std::io::IsTerminal;
 
@@ -23,7 +23,7 @@ use tracing_subscriber::EnvFilter;
 use tracing_subscriber::fmt;
 use tracing_subscriber::prelude::*;
 
-use crate::settings::{LogFormat, SettingsArgs, parse_log_format};
+use crate::settings::{LogFormat, Settings, SettingsArgs, parse_log_format};
 
 /// A handle on the log redactor, to update it when the bundle changes.
 /// Clones share one slot.
@@ -79,10 +79,13 @@ fn filter(args: &SettingsArgs) -> EnvFilter {
 pub fn install(args: &SettingsArgs) -> LogHandle {
     let handle = LogHandle::default();
     let terminal = std::io::stderr().is_terminal();
+    // The flag or env first; else the .env or config file (a malformed
+    // setting is reported by the command itself, with its source).
     let format = args
         .log_format
         .as_deref()
         .and_then(|s| parse_log_format(s.trim()).ok())
+        .or_else(|| Settings::resolve(args).ok().map(|s| s.log_format.value))
         .unwrap_or(if terminal {
             LogFormat::Text
         } else {

@@ -21,7 +21,8 @@
 //!   actionable line is logged once. A token that turns valid brings the
 //!   runner online again without a restart.
 //! - **on `409`** publishes `Offline(AnthropicKeyMissing)`, logs the deep
-//!   link once and checks again every `key_missing_recheck`.
+//!   link once and checks again every `key_missing_recheck` (or every
+//!   `SPEDY_REFRESH_INTERVAL`, when that is set and shorter).
 //! - **on a fatal error** (the local configuration cannot work) returns it,
 //!   which stops the runner.
 //!
@@ -239,7 +240,11 @@ impl Refresher {
                          itself within a minute"
                     );
                 }
-                self.timers.key_missing_recheck
+                // Never less often than a refresh interval set locally, so a
+                // runner told to refresh every 30 s also rechecks that often.
+                self.timers
+                    .key_missing_recheck
+                    .min(self.refresh_override.unwrap_or(Duration::MAX))
             }
             Action::Fatal => return Err(Error::Platform(err)),
         };
