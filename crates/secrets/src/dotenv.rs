@@ -26,7 +26,7 @@
 //! - after a closing quote only blanks and a `#` comment may follow;
 //! - interpolation (`$X`, `${X}`, `${X:-d}`, `${X-d}`, `${X:?e}`, `${X?e}`,
 //!   `${X:+a}`, `${X+a}`, `$$`) asks `lookup` first, then the lines above, as
-//!   compose-go does; see [`interpolate`];
+//!   compose-go does (the private `interpolate` module has the grammar);
 //! - a key given twice: the last one wins (its line is reported).
 //!
 //! Errors name the file and the line where the statement starts and say what

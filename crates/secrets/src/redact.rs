@@ -3,7 +3,7 @@
 //!
 //! Owns the pattern set, the replacements and the one-shot
 //! [`Redactor::redact`]; the search itself (aho-corasick, leftmost-longest,
-//! behind a sampled prefilter) is [`crate::finder`]. Streaming over split input is
+//! behind a sampled prefilter) is the private `finder` module. Streaming over split input is
 //! [`crate::StreamRedactor`]; the encodings are [`crate::forms`].
 //!
 //! Invariants: every pattern is at least [`MIN_SECRET_LEN`](crate::MIN_SECRET_LEN) bytes long, so a
@@ -27,6 +27,10 @@ use crate::forms;
 /// the same matcher serves the runner's own logs ([`crate::RedactingMakeWriter`])
 /// and every job's log stream ([`crate::StreamRedactor`]). `Debug` shows counts
 /// only.
+///
+/// Memory: the compiled automaton holds the bytes of every pattern and is not
+/// zeroized when dropped (aho-corasick has no hook for it); the temporary
+/// pattern lists are. See [`crate::forms`] for what is and is not covered.
 pub struct Redactor {
     /// `None` when there is nothing to redact.
     finder: Option<Finder>,
