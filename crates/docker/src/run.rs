@@ -14,7 +14,8 @@
 //!    secrets are in its `Env`;
 //! 4. `stdin` path: upload `spedy-init` into it (in-memory tar);
 //! 5. attach (stdout, stderr, and stdin on the `stdin` path) *before* start,
-//!    so no output is lost;
+//!    so no output is lost, and without `logs=true`: with the log driver
+//!    `none` dockerd cannot replay logs and silently ends such an attach;
 //! 6. start; `stdin` path: write the frame, close stdin;
 //! 7. pump the output (redacted, with backpressure) until the stream ends,
 //!    racing a cancel and the timeout: either one sends SIGTERM, waits
@@ -218,7 +219,10 @@ impl Engine {
         let stdin = spec.injection == Injection::Stdin;
         let options = AttachContainerOptionsBuilder::new()
             .stream(true)
-            .logs(true)
+            // Not `logs`: the log driver is `none`, which cannot replay, and
+            // dockerd then ends the attach at once (with stdin never wired).
+            // Attaching before start loses nothing anyway.
+            .logs(false)
             .stdin(stdin)
             .stdout(true)
             .stderr(true)
