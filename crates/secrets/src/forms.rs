@@ -11,7 +11,10 @@
 //! - those escapes nested up to three levels deep (JSON of `Debug` of
 //!   `Debug`: an error's `Debug` quoting the value, inside a JSON log line);
 //! - percent-encoded: every byte outside `A-Za-z0-9-._~` as `%XX`, in upper and
-//!   lower hex, with a space as `%20` or as `+` (form encoding);
+//!   lower hex, with a space as `%20` or as `+` (form encoding), and with `/`
+//!   left alone (Python's `quote`);
+//! - for a multi-line value (a PEM key): the value with CRLF line ends, and
+//!   each line of at least six bytes (raw and escaped);
 //! - base64, standard and URL-safe alphabets, with and without padding, plus
 //!   the *stable inner part* for each of the three byte alignments: inside a
 //!   larger base64 text (`user:secret` in a Basic auth header), the value's
@@ -38,21 +41,40 @@ pub const MIN_SECRET_LEN: usize = 6;
 /// the value is shorter than [`MIN_SECRET_LEN`].
 pub(crate) fn forms(value: &str) -> Vec<Zeroizing<Vec<u8>>> {
     let mut out: Vec<Zeroizing<Vec<u8>>> = Vec::new();
-    let mut bases = vec![value];
-    let trimmed = value.trim();
-    if trimmed != value {
-        bases.push(trimmed);
+    if value.len() < MIN_SECRET_LEN {
+        return out;
     }
-    for base in bases {
-        if base.len() < MIN_SECRET_LEN {
-            continue;
+    let trimmed = value.trim();
+    for base in [value, trimmed] {
+        if base.len() >= MIN_SECRET_LEN {
+            push(&mut out, base.as_bytes().to_vec());
+            text_forms(base, &mut out);
+            url_forms(base.as_bytes(), &mut out);
+            base64_forms(base.as_bytes(), &mut out);
         }
-        push(&mut out, base.as_bytes().to_vec());
-        text_forms(base, &mut out);
-        url_forms(base.as_bytes(), &mut out);
-        base64_forms(base.as_bytes(), &mut out);
+    }
+    if trimmed.contains('\n') {
+        line_forms(trimmed, &mut out);
     }
     out
+}
+
+/// A multi-line value (a PEM key) printed through a terminal gets `\r\n`
+/// line ends, or is printed one line at a time: the CRLF form and each line
+/// of at least [`MIN_SECRET_LEN`] bytes are redacted too (raw and escaped).
+fn line_forms(value: &str, out: &mut Vec<Zeroizing<Vec<u8>>>) {
+    let lf = Zeroizing::new(value.replace("\r\n", "\n"));
+    let crlf = Zeroizing::new(lf.replace('\n', "\r\n"));
+    for whole in [&lf, &crlf] {
+        push(out, whole.as_bytes().to_vec());
+        text_forms(whole, out);
+    }
+    for line in lf.lines().map(str::trim) {
+        if line.len() >= MIN_SECRET_LEN {
+            push(out, line.as_bytes().to_vec());
+            text_forms(line, out);
+        }
+    }
 }
 
 fn push(out: &mut Vec<Zeroizing<Vec<u8>>>, form: Vec<u8>) {
@@ -147,22 +169,27 @@ fn debug_escape(s: &str) -> String {
     inner
 }
 
-/// The percent-encoded forms.
+/// The percent-encoded forms: both hex cases, space as `%20` or `+`, and with
+/// `/` left alone (Python's `urllib.parse.quote` default).
 fn url_forms(value: &[u8], out: &mut Vec<Zeroizing<Vec<u8>>>) {
     for upper in [true, false] {
         for plus in [false, true] {
-            push(out, percent_encode(value, upper, plus));
+            push(out, percent_encode(value, upper, plus, false));
         }
+        push(out, percent_encode(value, upper, false, true));
     }
 }
 
-fn percent_encode(value: &[u8], upper: bool, plus_for_space: bool) -> Vec<u8> {
+fn percent_encode(value: &[u8], upper: bool, plus_for_space: bool, keep_slash: bool) -> Vec<u8> {
     const UPPER: &[u8; 16] = b"0123456789ABCDEF";
     const LOWER: &[u8; 16] = b"0123456789abcdef";
     let hex = if upper { UPPER } else { LOWER };
     let mut out = Vec::with_capacity(value.len() * 3);
     for &b in value {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+        if b.is_ascii_alphanumeric()
+            || matches!(b, b'-' | b'.' | b'_' | b'~')
+            || (keep_slash && b == b'/')
+        {
             out.push(b);
         } else if b == b' ' && plus_for_space {
             out.push(b'+');
@@ -231,6 +258,20 @@ mod tests {
     }
 
     #[test]
+    fn multi_line_values_are_redacted_whole_with_crlf_and_line_by_line() {
+        let pem = "-----BEGIN KEY-----\nMIIEvQIBADANBgkq\nhkiG9w0BAQEFAASC\n-----END KEY-----\n";
+        let f = forms(pem);
+        for want in [
+            "-----BEGIN KEY-----\r\nMIIEvQIBADANBgkq\r\nhkiG9w0BAQEFAASC\r\n-----END KEY-----",
+            "MIIEvQIBADANBgkq",
+            "hkiG9w0BAQEFAASC",
+            "-----BEGIN KEY-----\\nMIIEvQIBADANBgkq\\nhkiG9w0BAQEFAASC\\n-----END KEY-----",
+        ] {
+            assert!(has(&f, want), "{want:?}");
+        }
+    }
+
+    #[test]
     fn url_forms_cover_both_hex_cases_and_plus_for_space() {
         let f = forms("a b/c:d~");
         for want in [
@@ -238,6 +279,8 @@ mod tests {
             "a%20b%2fc%3ad~",
             "a+b%2Fc%3Ad~",
             "a+b%2fc%3ad~",
+            "a%20b/c%3Ad~",
+            "a%20b/c%3ad~",
         ] {
             assert!(has(&f, want), "{want}");
         }
