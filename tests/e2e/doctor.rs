@@ -4,6 +4,8 @@
 //! paths and versions filtered) and in JSON. Every test plants canaries in
 //! the vault and the `.env` and checks they never show.
 
+#![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
+
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 
@@ -21,7 +23,10 @@ fn filters() -> Vec<(&'static str, &'static str)> {
         (r"127\.0\.0\.1:\d+", "127.0.0.1:[PORT]"),
         (r"\d+ ms", "[N] ms"),
         (r"/tmp/\.tmp[A-Za-z0-9]+", "[HOST]"),
-        (r"Docker \S+ \(API [\d.]+, using [\d.]+\) at \S+", "Docker [VERSION] (API [API], using [API]) at [ENGINE]"),
+        (
+            r"Docker \S+ \(API [\d.]+, using [\d.]+\) at \S+",
+            "Docker [VERSION] (API [API], using [API]) at [ENGINE]",
+        ),
         (r"[─═]+", "─"),
         (r" +([│┆])", " $1"),
     ]
@@ -35,7 +40,10 @@ fn snapshot(name: &str, out: &RunOutput) {
 
 /// A `.env` for `host` with `token` and a planted local canary line.
 fn write_env(host: &Host, token: &str, extra: &str) {
-    let text = format!("SPEDY_API_URL={}\nSPEDY_RUNNER_TOKEN={token}\n{extra}", host.url());
+    let text = format!(
+        "SPEDY_API_URL={}\nSPEDY_RUNNER_TOKEN={token}\n{extra}",
+        host.url()
+    );
     fs::write(host.env_path(), text).unwrap();
     fs::set_permissions(host.env_path(), fs::Permissions::from_mode(0o600)).unwrap();
 }
@@ -52,8 +60,9 @@ fn status_of<'a>(report: &'a Value, id: &str) -> &'a str {
         .unwrap_or_else(|| panic!("no check {id} in {report:#}"))
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn doctor_on_a_healthy_host_is_ready_and_exits_0_including_the_docker_self_audit() {
+/// A host that is ready: key in the vault, GitHub connected, token in a
+/// 0600 `.env` with a local canary line. Returns the canaries.
+async fn healthy_host() -> (Host, Vec<String>) {
     let host = Host::start().await;
     let key = canary("VAULT_KEY");
     let local = canary("LOCAL");
@@ -61,19 +70,58 @@ async fn doctor_on_a_healthy_host_is_ready_and_exits_0_including_the_docker_self
     host.connect_github(&canary("GH")).await;
     let runner = host.create_runner(Backend::AnthropicApi).await;
     write_env(&host, runner.token.expose(), &format!("MY_FLAG={local}\n"));
+    let token = runner.token.expose().to_owned();
+    (host, vec![key, local, token])
+}
 
-    let out = host.cmd().arg("doctor").assert_exit_code(0);
-    assert_absent("doctor's output", out.combined().as_bytes(), &[&key, &local, runner.token.expose()]);
-    out.assert_contains("Secret hand-off self-audit");
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn doctor_on_a_healthy_host_is_ready_and_exits_0_in_text_and_json() {
+    let (host, canaries) = healthy_host().await;
+    let canaries: Vec<&str> = canaries.iter().map(String::as_str).collect();
+    let out = host
+        .cmd()
+        .args(["doctor", "--no-audit"])
+        .assert_exit_code(0);
+    assert_absent("doctor's output", out.combined().as_bytes(), &canaries);
+    out.assert_contains("Ready: this host can run jobs.");
     snapshot("doctor_healthy", &out);
 
-    let out = host.cmd().args(["doctor", "--json", "--no-audit"]).assert_exit_code(0);
+    let out = host
+        .cmd()
+        .args(["doctor", "--json", "--no-audit"])
+        .assert_exit_code(0);
     let report = json(&out);
     assert_eq!(report["ready"], true);
-    for id in ["settings", "token_format", "env_file_mode", "platform", "token", "anthropic_key", "git_integrations", "docker", "migration"] {
+    assert_eq!(report["status"], "ok");
+    for id in [
+        "settings",
+        "token_format",
+        "env_file_mode",
+        "platform",
+        "token",
+        "anthropic_key",
+        "git_integrations",
+        "docker",
+        "migration",
+    ] {
         assert_eq!(status_of(&report, id), "ok", "{id}: {report:#}");
     }
-    assert_absent("doctor's JSON", out.combined().as_bytes(), &[&key, &local, runner.token.expose()]);
+    assert_absent("doctor's JSON", out.combined().as_bytes(), &canaries);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn doctor_runs_the_secret_hand_off_self_audit_in_a_throwaway_container() {
+    let (host, canaries) = healthy_host().await;
+    let canaries: Vec<&str> = canaries.iter().map(String::as_str).collect();
+    let out = host
+        .cmd()
+        .args(["doctor", "--json"])
+        .timeout(std::time::Duration::from_secs(240))
+        .output();
+    let report = json(&out);
+    assert_eq!(status_of(&report, "docker_audit"), "ok", "{report:#}");
+    assert_eq!(out.code, Some(0), "{out}");
+    assert_absent("doctor's JSON", out.combined().as_bytes(), &canaries);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -82,17 +130,33 @@ async fn doctor_without_a_platform_fails_with_exit_2_and_says_how_to_check() {
     let runner = host.create_runner(Backend::AnthropicApi).await;
     let url = host.url();
     // A port that nothing listens on: bind one, then free it.
-    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
     fs::write(
         host.env_path(),
-        format!("SPEDY_API_URL=http://{closed}\nSPEDY_RUNNER_TOKEN={}\n", runner.token.expose()),
+        format!(
+            "SPEDY_API_URL=http://{closed}\nSPEDY_RUNNER_TOKEN={}\n",
+            runner.token.expose()
+        ),
     )
     .unwrap();
     fs::set_permissions(host.env_path(), fs::Permissions::from_mode(0o600)).unwrap();
-    let out = host.cmd().args(["doctor", "--no-audit"]).assert_exit_code(2);
-    out.assert_contains("✗").assert_contains("curl http://").assert_not_contains(&url);
+    let out = host
+        .cmd()
+        .args(["doctor", "--no-audit"])
+        .assert_exit_code(2);
+    out.assert_contains("✗")
+        .assert_contains(&format!("curl http://{closed}/healthz"))
+        .assert_not_contains(&url);
     snapshot("doctor_no_platform", &out);
-    let report = json(&host.cmd().args(["doctor", "--json", "--no-audit"]).assert_exit_code(2));
+    let report = json(
+        &host
+            .cmd()
+            .args(["doctor", "--json", "--no-audit"])
+            .assert_exit_code(2),
+    );
     assert_eq!(status_of(&report, "platform"), "fail");
 }
 
@@ -101,12 +165,24 @@ async fn doctor_with_a_revoked_token_fails_and_points_at_setup() {
     let host = Host::start().await;
     host.put_key(&canary("VAULT_KEY")).await;
     let runner = host.create_runner(Backend::AnthropicApi).await;
-    host.admin.delete_runner(&runner.runner_id).await.expect("revoke");
+    host.admin
+        .delete_runner(&runner.runner_id)
+        .await
+        .expect("revoke");
     write_env(&host, runner.token.expose(), "");
-    let out = host.cmd().args(["doctor", "--no-audit"]).assert_exit_code(2);
-    out.assert_contains("refused the runner token").assert_contains("spedy-runner setup");
+    let out = host
+        .cmd()
+        .args(["doctor", "--no-audit"])
+        .assert_exit_code(2);
+    out.assert_contains("refused the runner token")
+        .assert_contains("spedy-runner setup");
     snapshot("doctor_revoked_token", &out);
-    let report = json(&host.cmd().args(["doctor", "--json", "--no-audit"]).assert_exit_code(2));
+    let report = json(
+        &host
+            .cmd()
+            .args(["doctor", "--json", "--no-audit"])
+            .assert_exit_code(2),
+    );
     assert_eq!(status_of(&report, "token"), "fail");
 }
 
@@ -122,7 +198,8 @@ async fn doctor_without_docker_fails_naming_the_socket() {
         .arg("doctor")
         .env("DOCKER_HOST", "unix:///nonexistent/docker.sock")
         .assert_exit_code(2);
-    out.assert_contains("/nonexistent/docker.sock").assert_contains("docker info");
+    out.assert_contains("/nonexistent/docker.sock")
+        .assert_contains("docker info");
     snapshot("doctor_no_docker", &out);
     let report = json(
         &host
@@ -153,7 +230,11 @@ async fn doctor_lists_legacy_variables_by_name_with_the_migration_steps_and_neve
         .args(["doctor", "--no-audit"])
         .env("BITBUCKET_TOKEN", &env_bb)
         .assert_exit_code(1);
-    assert_absent("doctor's output", out.combined().as_bytes(), &[&local_key, &local_gh, &env_bb]);
+    assert_absent(
+        "doctor's output",
+        out.combined().as_bytes(),
+        &[&local_key, &local_gh, &env_bb],
+    );
     out.assert_contains("ANTHROPIC_API_KEY set in")
         .assert_contains("not on the platform yet")
         .assert_contains("GITHUB_TOKEN set in")
@@ -163,7 +244,12 @@ async fn doctor_lists_legacy_variables_by_name_with_the_migration_steps_and_neve
         .assert_contains("docker compose up -d --force-recreate spedy-supervisor")
         .assert_contains("local values win");
     snapshot("doctor_legacy_variables", &out);
-    let report = json(&host.cmd().args(["doctor", "--json", "--no-audit"]).assert_exit_code(1));
+    let report = json(
+        &host
+            .cmd()
+            .args(["doctor", "--json", "--no-audit"])
+            .assert_exit_code(1),
+    );
     assert_eq!(status_of(&report, "migration"), "warn");
     assert_eq!(status_of(&report, "anthropic_key"), "warn");
 }
@@ -176,8 +262,12 @@ async fn doctor_warns_when_others_can_read_the_env_file() {
     let runner = host.create_runner(Backend::AnthropicApi).await;
     write_env(&host, runner.token.expose(), "");
     fs::set_permissions(host.env_path(), fs::Permissions::from_mode(0o644)).unwrap();
-    let out = host.cmd().args(["doctor", "--no-audit"]).assert_exit_code(1);
-    out.assert_contains("mode 0644").assert_contains("chmod 600");
+    let out = host
+        .cmd()
+        .args(["doctor", "--no-audit"])
+        .assert_exit_code(1);
+    out.assert_contains("mode 0644")
+        .assert_contains("chmod 600");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -186,8 +276,13 @@ async fn doctor_checks_the_claude_login_when_the_backend_is_local_claude() {
     host.connect_github(&canary("GH")).await;
     let runner = host.create_runner(Backend::LocalClaude).await;
     write_env(&host, runner.token.expose(), "");
-    let out = host.cmd().args(["doctor", "--no-audit"]).assert_exit_code(1);
-    out.assert_contains("not needed").assert_contains("Claude login").assert_contains("claude setup-token");
+    let out = host
+        .cmd()
+        .args(["doctor", "--no-audit"])
+        .assert_exit_code(1);
+    out.assert_contains("not needed")
+        .assert_contains("Claude login")
+        .assert_contains("claude setup-token");
 
     let claude = host.dir.path().join(".claude");
     fs::create_dir(&claude).unwrap();
@@ -197,7 +292,10 @@ async fn doctor_checks_the_claude_login_when_the_backend_is_local_claude() {
         format!(r#"{{"claudeAiOauth":{{"accessToken":"{secret}"}}}}"#),
     )
     .unwrap();
-    let out = host.cmd().args(["doctor", "--no-audit"]).assert_exit_code(0);
+    let out = host
+        .cmd()
+        .args(["doctor", "--no-audit"])
+        .assert_exit_code(0);
     out.assert_contains(".claude/.credentials.json");
     assert_absent("doctor's output", out.combined().as_bytes(), &[&secret]);
 }
@@ -211,5 +309,6 @@ fn doctor_without_any_settings_fails_and_says_to_run_setup() {
         .env("DOCKER_HOST", "unix:///nonexistent/docker.sock")
         .args(["doctor", "--no-audit"]);
     let out = cmd.assert_exit_code(2);
-    out.assert_contains("no runner token").assert_contains("spedy-runner setup");
+    out.assert_contains("no runner token")
+        .assert_contains("spedy-runner setup");
 }

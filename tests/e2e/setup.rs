@@ -6,10 +6,12 @@
 //! not touched), and that no canary of the vault or the `.env` appears in
 //! setup's output.
 
+#![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
+
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 
-use rexpect::process::wait::WaitStatus;
+use rexpect::process::WaitStatus;
 use spedy_api::{Backend, RunnerToken};
 use spedy_testkit::canary::{assert_absent, canary};
 
@@ -82,7 +84,10 @@ pub mod fixture {
                 kind: None,
                 scope: None,
             };
-            self.admin.put_secret(env, &req).await.expect("put a secret");
+            self.admin
+                .put_secret(env, &req)
+                .await
+                .expect("put a secret");
         }
 
         pub async fn connect_github(&self, token: &str) {
@@ -98,7 +103,10 @@ pub mod fixture {
                 pool_size: 1,
                 backend,
             };
-            self.admin.create_runner(&req).await.expect("create a runner")
+            self.admin
+                .create_runner(&req)
+                .await
+                .expect("create a runner")
         }
     }
 }
@@ -120,9 +128,16 @@ fn mode(path: &std::path::Path) -> u32 {
 fn setup_without_a_terminal_or_flags_exits_2_naming_the_missing_flags() {
     let dir = tempfile::tempdir().unwrap();
     let mut cmd = spedy_testkit::cmd::RunnerCmd::new(env!("CARGO_BIN_EXE_spedy-runner"));
-    cmd.current_dir(dir.path()).env("HOME", dir.path()).arg("setup");
+    cmd.current_dir(dir.path())
+        .env("HOME", dir.path())
+        .arg("setup");
     let out = cmd.assert_exit_code(2);
-    for flag in ["--yes", "--backend", "--admin-token-file", "SPEDY_ADMIN_TOKEN"] {
+    for flag in [
+        "--yes",
+        "--backend",
+        "--admin-token-file",
+        "SPEDY_ADMIN_TOKEN",
+    ] {
         assert!(out.stderr.contains(flag), "{flag} not named\n{out}");
     }
     assert!(!dir.path().join(".env").exists(), "nothing is written");
@@ -140,14 +155,27 @@ async fn unattended_setup_writes_the_env_file_keeps_its_lines_and_prints_the_che
 
     let out = host
         .cmd()
-        .args(["setup", "--yes", "--backend", "anthropic-api", "--pool-size", "2"])
+        .args([
+            "setup",
+            "--yes",
+            "--backend",
+            "anthropic-api",
+            "--pool-size",
+            "2",
+        ])
         .args(["--name", "host-a", "--api-url", &host.url()])
         .env("SPEDY_ADMIN_TOKEN", host.platform.admin_token.expose())
         .assert_exit_code(0);
 
     let text = fs::read_to_string(&env).unwrap();
-    assert!(text.starts_with(&format!("# my host\nMY_FLAG={local}\n")), "{text}");
-    assert!(text.contains(&format!("SPEDY_API_URL={}", host.url())), "{text}");
+    assert!(
+        text.starts_with(&format!("# my host\nMY_FLAG={local}\n")),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("SPEDY_API_URL={}", host.url())),
+        "{text}"
+    );
     let token = written_token(&text);
     assert_eq!(mode(&env), 0o600);
     let readiness = spedy_client::Client::builder(&host.url())
@@ -164,7 +192,11 @@ async fn unattended_setup_writes_the_env_file_keeps_its_lines_and_prints_the_che
         .assert_contains("✓ github")
         .assert_contains("Ready.");
     let admin = host.platform.admin_token.expose().to_owned();
-    assert_absent("setup's output", out.combined().as_bytes(), &[&key, &local, token.expose(), &admin]);
+    assert_absent(
+        "setup's output",
+        out.combined().as_bytes(),
+        &[&key, &local, token.expose(), &admin],
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -172,7 +204,14 @@ async fn unattended_setup_with_the_key_missing_creates_the_token_and_exits_0_wit
     let host = Host::start().await;
     let out = host
         .cmd()
-        .args(["setup", "--yes", "--backend", "anthropic-api", "--api-url", &host.url()])
+        .args([
+            "setup",
+            "--yes",
+            "--backend",
+            "anthropic-api",
+            "--api-url",
+            &host.url(),
+        ])
         .env("SPEDY_ADMIN_TOKEN", host.platform.admin_token.expose())
         .assert_exit_code(0);
     written_token(&fs::read_to_string(host.env_path()).unwrap());
@@ -189,11 +228,23 @@ async fn unattended_setup_never_replaces_an_existing_token_without_force() {
     let before = format!("SPEDY_RUNNER_TOKEN={}\nOTHER=1\n", old.token.expose());
     fs::write(host.env_path(), &before).unwrap();
     let mut cmd = host.cmd();
-    cmd.args(["setup", "--yes", "--backend", "local-claude", "--api-url", &host.url()])
-        .env("SPEDY_ADMIN_TOKEN", host.platform.admin_token.expose());
+    cmd.args([
+        "setup",
+        "--yes",
+        "--backend",
+        "local-claude",
+        "--api-url",
+        &host.url(),
+    ])
+    .env("SPEDY_ADMIN_TOKEN", host.platform.admin_token.expose());
     let out = cmd.assert_exit_code(2);
-    out.assert_contains("--force").assert_not_contains(old.token.expose());
-    assert_eq!(fs::read_to_string(host.env_path()).unwrap(), before, "untouched");
+    out.assert_contains("--force")
+        .assert_not_contains(old.token.expose());
+    assert_eq!(
+        fs::read_to_string(host.env_path()).unwrap(),
+        before,
+        "untouched"
+    );
 
     cmd.arg("--force").assert_exit_code(0);
     let after = fs::read_to_string(host.env_path()).unwrap();
@@ -209,7 +260,14 @@ async fn unattended_setup_with_a_refused_admin_token_says_so_and_writes_nothing(
     fs::write(&token_file, &unknown).unwrap();
     let out = host
         .cmd()
-        .args(["setup", "--yes", "--backend", "anthropic-api", "--api-url", &host.url()])
+        .args([
+            "setup",
+            "--yes",
+            "--backend",
+            "anthropic-api",
+            "--api-url",
+            &host.url(),
+        ])
         .arg("--admin-token-file")
         .arg(&token_file)
         .assert_exit_code(2);
@@ -221,11 +279,19 @@ async fn unattended_setup_with_a_refused_admin_token_says_so_and_writes_nothing(
     fs::write(&token_file, "sat_short").unwrap();
     let out = host
         .cmd()
-        .args(["setup", "--yes", "--backend", "anthropic-api", "--api-url", &host.url()])
+        .args([
+            "setup",
+            "--yes",
+            "--backend",
+            "anthropic-api",
+            "--api-url",
+            &host.url(),
+        ])
         .arg("--admin-token-file")
         .arg(&token_file)
         .assert_exit_code(2);
-    out.assert_contains("is malformed").assert_not_contains("sat_short");
+    out.assert_contains("is malformed")
+        .assert_not_contains("sat_short");
     assert!(!host.env_path().exists());
 }
 
@@ -233,13 +299,21 @@ async fn unattended_setup_with_a_refused_admin_token_says_so_and_writes_nothing(
 /// it ended. Runs on a blocking thread so the platform keeps serving.
 async fn in_pty<F>(host: &Host, extra: &[&str], script: F) -> (String, WaitStatus)
 where
-    F: FnOnce(&mut rexpect::session::PtySession) -> Result<String, rexpect::error::Error> + Send + 'static,
+    F: FnOnce(&mut rexpect::session::PtySession) -> Result<String, rexpect::error::Error>
+        + Send
+        + 'static,
 {
     let mut cmd = host.cmd();
-    cmd.args(["setup", "--api-url", &host.url(), "--recheck-every", "200ms"])
-        .args(extra)
-        .env("TERM", "xterm")
-        .env_remove("NO_COLOR");
+    cmd.args([
+        "setup",
+        "--api-url",
+        &host.url(),
+        "--recheck-every",
+        "200ms",
+    ])
+    .args(extra)
+    .env("TERM", "xterm")
+    .env_remove("NO_COLOR");
     let command = cmd.to_command();
     tokio::task::spawn_blocking(move || {
         let mut p = rexpect::session::spawn_command(command, Some(20_000)).expect("spawn in a pty");
@@ -259,7 +333,11 @@ where
 }
 
 /// Steps 1 and 2 with the defaults, then the admin token and a name.
-fn answer_to_create(p: &mut rexpect::session::PtySession, admin: &str, name: &str) -> Result<(), rexpect::error::Error> {
+fn answer_to_create(
+    p: &mut rexpect::session::PtySession,
+    admin: &str,
+    name: &str,
+) -> Result<(), rexpect::error::Error> {
     p.exp_string("AI backend")?;
     p.exp_string("Local Claude")?;
     p.send("\r")?;
@@ -291,7 +369,10 @@ async fn the_wizard_in_a_terminal_creates_the_token_and_shows_the_exact_snippet(
         Ok(shown)
     })
     .await;
-    assert!(matches!(status, WaitStatus::Exited(_, 0)), "{status:?}\n{out}");
+    assert!(
+        matches!(status, WaitStatus::Exited(_, 0)),
+        "{status:?}\n{out}"
+    );
     let text = fs::read_to_string(host.env_path()).unwrap();
     let token = written_token(&text);
     assert_eq!(mode(&host.env_path()), 0o600);
@@ -328,7 +409,10 @@ async fn the_wizard_waits_for_a_missing_key_and_turns_green_once_it_is_in_the_va
         }
     };
     let ((out, status), ()) = tokio::join!(run, writer);
-    assert!(matches!(status, WaitStatus::Exited(_, 0)), "{status:?}\n{out}");
+    assert!(
+        matches!(status, WaitStatus::Exited(_, 0)),
+        "{status:?}\n{out}"
+    );
     written_token(&fs::read_to_string(host.env_path()).unwrap());
 }
 
@@ -342,7 +426,10 @@ async fn the_wizard_with_a_refused_admin_token_says_so_and_writes_nothing() {
         p.exp_string("refused the admin token")
     })
     .await;
-    assert!(matches!(status, WaitStatus::Exited(_, 2)), "{status:?}\n{out}");
+    assert!(
+        matches!(status, WaitStatus::Exited(_, 2)),
+        "{status:?}\n{out}"
+    );
     assert_eq!(fs::read_to_string(host.env_path()).unwrap(), "KEEP=1\n");
 }
 
@@ -360,8 +447,14 @@ async fn ctrl_c_in_the_middle_of_the_wizard_writes_nothing() {
         p.exp_string("nothing was written")
     })
     .await;
-    assert!(matches!(status, WaitStatus::Exited(_, 130)), "{status:?}\n{out}");
+    assert!(
+        matches!(status, WaitStatus::Exited(_, 130)),
+        "{status:?}\n{out}"
+    );
     assert_eq!(fs::read_to_string(host.env_path()).unwrap(), "KEEP=1\n");
-    let leftovers: Vec<_> = fs::read_dir(host.dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+    let leftovers: Vec<_> = fs::read_dir(host.dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
     assert_eq!(leftovers, [".env"], "no temporary file is left");
 }

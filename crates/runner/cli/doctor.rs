@@ -154,9 +154,13 @@ impl Report {
     /// output for pipes and snapshots).
     pub fn to_text(&self, width: Option<u16>) -> String {
         let mut table = Table::new();
-        table.load_style(presets::UTF8_FULL_CONDENSED).force_no_tty();
+        table
+            .load_style(presets::UTF8_FULL_CONDENSED)
+            .force_no_tty();
         match width {
-            Some(w) => table.set_width(w).set_content_arrangement(ContentArrangement::Dynamic),
+            Some(w) => table
+                .set_width(w)
+                .set_content_arrangement(ContentArrangement::Dynamic),
             None => table.set_content_arrangement(ContentArrangement::Disabled),
         };
         table.set_header(vec!["", "Check", "Detail"]);
@@ -201,9 +205,12 @@ impl Report {
 
 /// Runs `spedy-runner doctor`.
 pub async fn run(args: Args, global: SettingsArgs) -> anyhow::Result<ExitCode> {
-    let checks = checks::gather(&global, &checks::Options {
-        audit: !args.no_audit,
-    })
+    let checks = checks::gather(
+        &global,
+        &checks::Options {
+            audit: !args.no_audit,
+        },
+    )
     .await;
     let report = Report::new(checks);
     if args.json {
@@ -226,8 +233,13 @@ mod tests {
     fn sample() -> Vec<Check> {
         vec![
             Check::new("settings", "Local settings", Status::Ok, "found"),
-            Check::new("anthropic_key", "ANTHROPIC_API_KEY in the vault", Status::Warn, "missing")
-                .hint("Add it: http://x/settings/runners/secrets"),
+            Check::new(
+                "anthropic_key",
+                "ANTHROPIC_API_KEY in the vault",
+                Status::Warn,
+                "missing",
+            )
+            .hint("Add it: http://x/settings/runners/secrets"),
         ]
     }
 
@@ -249,8 +261,14 @@ mod tests {
         let text = Report::new(sample()).to_text(None);
         assert!(text.contains("✓") && text.contains("⚠"), "{text}");
         assert!(text.contains("Next steps:"), "{text}");
-        assert!(text.contains("    Add it: http://x/settings/runners/secrets"), "{text}");
-        assert!(text.ends_with("Not ready: 1 warning (exit code 1).\n"), "{text}");
+        assert!(
+            text.contains("    Add it: http://x/settings/runners/secrets"),
+            "{text}"
+        );
+        assert!(
+            text.ends_with("Not ready: 1 warning (exit code 1).\n"),
+            "{text}"
+        );
     }
 
     #[test]
@@ -261,6 +279,9 @@ mod tests {
         assert_eq!(json["checks"][0]["id"], "settings");
         assert_eq!(json["checks"][0]["status"], "ok");
         assert!(json["checks"][0].get("hint").is_none());
-        assert_eq!(json["checks"][1]["hint"], "Add it: http://x/settings/runners/secrets");
+        assert_eq!(
+            json["checks"][1]["hint"],
+            "Add it: http://x/settings/runners/secrets"
+        );
     }
 }

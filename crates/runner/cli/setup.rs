@@ -177,13 +177,22 @@ pub struct Target {
 /// Agent jobs build and test code, so each gets about two cores.
 pub fn default_pool_size() -> u32 {
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
-    u32::try_from(cpus / 2).unwrap_or(MAX_POOL_SIZE).clamp(1, MAX_POOL_SIZE)
+    u32::try_from(cpus / 2)
+        .unwrap_or(MAX_POOL_SIZE)
+        .clamp(1, MAX_POOL_SIZE)
 }
 
 /// This host's name, the default runner name.
 pub fn default_name() -> String {
-    let name = gethostname::gethostname().to_string_lossy().trim().to_owned();
-    if name.is_empty() { "spedy-runner".to_owned() } else { name }
+    let name = gethostname::gethostname()
+        .to_string_lossy()
+        .trim()
+        .to_owned();
+    if name.is_empty() {
+        "spedy-runner".to_owned()
+    } else {
+        name
+    }
 }
 
 /// Where setup connects and writes: the settings when they resolve, else
@@ -199,10 +208,14 @@ fn target(global: &SettingsArgs, interactive: bool) -> anyhow::Result<Target> {
         });
     }
     let raw = global.api_url.as_deref().unwrap_or(DEFAULT_API_URL);
-    let api_url = Url::parse(raw).map_err(|e| anyhow::anyhow!("invalid --api-url / SPEDY_API_URL: {e}"))?;
+    let api_url =
+        Url::parse(raw).map_err(|e| anyhow::anyhow!("invalid --api-url / SPEDY_API_URL: {e}"))?;
     Ok(Target {
         api_url,
-        env_file: global.env_file.clone().unwrap_or_else(|| DEFAULT_ENV_FILE.into()),
+        env_file: global
+            .env_file
+            .clone()
+            .unwrap_or_else(|| DEFAULT_ENV_FILE.into()),
         ca_file: global.ca_file.clone(),
         interactive,
     })
@@ -216,16 +229,14 @@ pub async fn run(args: Args, global: SettingsArgs) -> anyhow::Result<ExitCode> {
     let current = envfile::read_current(&target.env_file)?;
     let existing = envfile::existing_token_line(&current);
     let plan = wizard::Plan::new(&args, &global, &target, existing);
-    if !interactive {
-        if let Err(missing) = plan.unattended_ready() {
-            eprintln!(
-                "error: setup needs a terminal to ask its questions, or these flags: {}\n\n\
-                 Run it on a terminal, or pass them, e.g.:\n  \
-                 SPEDY_ADMIN_TOKEN=sat_… spedy-runner setup --yes --backend anthropic-api",
-                missing.join(", ")
-            );
-            return Ok(exit::failure());
-        }
+    if let (false, Err(missing)) = (interactive, plan.unattended_ready()) {
+        eprintln!(
+            "error: setup needs a terminal to ask its questions, or these flags: {}\n\n\
+             Run it on a terminal, or pass them, e.g.:\n  \
+             SPEDY_ADMIN_TOKEN=sat_… spedy-runner setup --yes --backend anthropic-api",
+            missing.join(", ")
+        );
+        return Ok(exit::failure());
     }
     let Some(answers) = wizard::collect(plan).await? else {
         return Ok(exit::failure());

@@ -23,7 +23,7 @@ use spedy_client::Client;
 
 use super::claude;
 use super::{Check, Status};
-use crate::settings::{Settings, SettingsArgs};
+use crate::settings::{Settings, SettingsArgs, Source};
 
 /// What the caller chose.
 pub struct Options {
@@ -37,6 +37,17 @@ pub const RESTART_STEPS: &str =
 
 /// How long the platform checks wait for an answer.
 const PLATFORM_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long the Docker self-audit may take (it builds a small image the
+/// first time, then runs one throwaway container).
+const AUDIT_TIMEOUT: Duration = Duration::from_secs(90);
+
+/// "(from X)", or "(the default)".
+fn from(source: &Source) -> String {
+    match source {
+        Source::Default => "(the default)".to_owned(),
+        s => format!("(from {s})"),
+    }
+}
 
 /// Runs every check.
 pub async fn gather(global: &SettingsArgs, options: &Options) -> Vec<Check> {
@@ -48,8 +59,9 @@ pub async fn gather(global: &SettingsArgs, options: &Options) -> Vec<Check> {
         }
         Err(e) => {
             checks.push(
-                Check::new("settings", "Local settings", Status::Fail, e.to_string())
-                    .hint("Fix the setting named above; `spedy-runner --help` lists every setting."),
+                Check::new("settings", "Local settings", Status::Fail, e.to_string()).hint(
+                    "Fix the setting named above; `spedy-runner --help` lists every setting.",
+                ),
             );
             None
         }
@@ -72,31 +84,47 @@ pub async fn gather(global: &SettingsArgs, options: &Options) -> Vec<Check> {
 
 /// Local settings: where each came from, the token's format, the `.env` mode.
 fn local(s: &Settings) -> Vec<Check> {
+    let env_file =
+        std::fs::canonicalize(&s.env_file.value).unwrap_or_else(|_| s.env_file.value.clone());
     let mut lines = vec![
-        format!("platform URL {} (from {})", s.api_url.value, s.api_url.source),
+        format!("platform URL: {} {}", base_url(s), from(&s.api_url.source)),
         match &s.token {
-            Some(t) => format!("runner token rnt_… (from {})", t.source),
+            Some(t) => format!("runner token: rnt_… {}", from(&t.source)),
             None => "runner token: not set".to_owned(),
         },
         if s.env_file_found {
-            format!(".env {} (from {})", s.env_file.value.display(), s.env_file.source)
+            format!(
+                ".env file: {} {}",
+                env_file.display(),
+                from(&s.env_file.source)
+            )
         } else {
-            format!(".env {}: not found", s.env_file.value.display())
+            format!(".env file: {} (not found)", env_file.display())
         },
     ];
     if let Some(c) = &s.config_file {
-        lines.push(format!("config file {} (from {})", c.value.display(), c.source));
+        lines.push(format!(
+            "config file: {} {}",
+            c.value.display(),
+            from(&c.source)
+        ));
     }
     if let Some(p) = &s.pool_size {
-        lines.push(format!("pool size {} (from {})", p.value, p.source));
+        lines.push(format!("pool size: {} {}", p.value, from(&p.source)));
     }
     let mut settings = Check::new("settings", "Local settings", Status::Ok, lines.join("\n"));
     if !s.unknown.is_empty() {
-        let names: Vec<String> =
-            s.unknown.iter().map(|(n, src)| format!("{n} at {src}")).collect();
+        let names: Vec<String> = s
+            .unknown
+            .iter()
+            .map(|(n, src)| format!("{n} at {src}"))
+            .collect();
         settings.status = Status::Warn;
-        settings.detail.push_str(&format!("\nunknown settings: {}", names.join(", ")));
-        settings = settings.hint("Check the spelling of the unknown SPEDY_* names, or remove them.");
+        settings
+            .detail
+            .push_str(&format!("\nunknown settings: {}", names.join(", ")));
+        settings =
+            settings.hint("Check the spelling of the unknown SPEDY_* names, or remove them.");
     }
     let token = match &s.token {
         Some(_) => Check::new(
@@ -115,13 +143,23 @@ fn env_file_mode(s: &Settings) -> Check {
     let path = &s.env_file.value;
     let label = ".env file permissions";
     if !s.env_file_found {
-        return Check::new("env_file_mode", label, Status::Ok, format!("no file at {}", path.display()));
+        return Check::new(
+            "env_file_mode",
+            label,
+            Status::Ok,
+            format!("no file at {}", path.display()),
+        );
     }
     match std::fs::metadata(path) {
         Ok(m) => {
             let mode = m.permissions().mode() & 0o777;
             if mode & 0o077 == 0 {
-                Check::new("env_file_mode", label, Status::Ok, format!("mode {mode:04o}"))
+                Check::new(
+                    "env_file_mode",
+                    label,
+                    Status::Ok,
+                    format!("mode {mode:04o}"),
+                )
             } else {
                 Check::new(
                     "env_file_mode",
@@ -143,8 +181,13 @@ fn env_file_mode(s: &Settings) -> Check {
 
 /// The platform: reachable (and how fast), then the token accepted. Returns
 /// the readiness when the token was accepted.
+/// The platform URL as people write it (no trailing slash).
+fn base_url(s: &Settings) -> &str {
+    s.api_url.value.as_str().trim_end_matches('/')
+}
+
 async fn platform(s: &Settings, checks: &mut Vec<Check>) -> Option<Readiness> {
-    let url = s.api_url.value.as_str();
+    let url = base_url(s);
     let label = "Platform reachable";
     let mut builder = Client::builder(url)
         .connect_timeout(PLATFORM_TIMEOUT)
@@ -164,20 +207,41 @@ async fn platform(s: &Settings, checks: &mut Vec<Check>) -> Option<Readiness> {
     let started = Instant::now();
     if let Err(e) = client.healthz().await {
         checks.push(
-            Check::new("platform", label, Status::Fail, format!("{url}: {}", first_line(&e)))
-                .hint(format!("Check SPEDY_API_URL and this host's network: curl {url}/healthz")),
+            Check::new(
+                "platform",
+                label,
+                Status::Fail,
+                format!("{url}: {}", first_line(&e)),
+            )
+            .hint(format!(
+                "Check SPEDY_API_URL and this host's network: curl {url}/healthz"
+            )),
         );
         return None;
     }
     let ms = started.elapsed().as_millis();
-    let how = if url.starts_with("https://") { "over TLS" } else { "over plain http (loopback)" };
-    checks.push(Check::new("platform", label, Status::Ok, format!("{url} answered in {ms} ms {how}")));
+    let how = if url.starts_with("https://") {
+        "over TLS"
+    } else {
+        "over plain http (loopback)"
+    };
+    checks.push(Check::new(
+        "platform",
+        label,
+        Status::Ok,
+        format!("{url} answered in {ms} ms {how}"),
+    ));
 
     let Some(token) = &s.token else { return None };
     let label = "Runner token accepted";
     match client.runner(token.value.clone()).readiness().await {
         Ok(r) => {
-            checks.push(Check::new("token", label, Status::Ok, "the platform accepted the runner token"));
+            checks.push(Check::new(
+                "token",
+                label,
+                Status::Ok,
+                "the platform accepted the runner token",
+            ));
             Some(r)
         }
         Err(spedy_client::Error::InvalidToken) => {
@@ -203,7 +267,11 @@ async fn platform(s: &Settings, checks: &mut Vec<Check>) -> Option<Readiness> {
 fn readiness_check(item: &ReadinessCheck) -> Check {
     let link = item.link.as_deref().unwrap_or("the Spedy settings");
     let (status, detail, hint) = match (item.id.as_str(), item.status) {
-        (_, CheckStatus::NotNeeded) => (Status::Ok, "not needed (backend local_claude)".to_owned(), None),
+        (_, CheckStatus::NotNeeded) => (
+            Status::Ok,
+            "not needed (backend local_claude)".to_owned(),
+            None,
+        ),
         (CHECK_GIT_INTEGRATIONS, CheckStatus::Ok) => {
             (Status::Ok, format!("connected: {}", providers(item)), None)
         }
@@ -218,7 +286,11 @@ fn readiness_check(item: &ReadinessCheck) -> Check {
             Some(format!("Add ANTHROPIC_API_KEY in the Secrets tab: {link}")),
         ),
         (_, CheckStatus::Ok) => (Status::Ok, "in place".to_owned(), None),
-        (_, CheckStatus::Warn) => (Status::Warn, "missing".to_owned(), Some(format!("Fix it: {link}"))),
+        (_, CheckStatus::Warn) => (
+            Status::Warn,
+            "missing".to_owned(),
+            Some(format!("Fix it: {link}")),
+        ),
     };
     let mut check = Check::new(&item.id, &item.label, status, detail);
     check.hint = hint;
@@ -226,8 +298,17 @@ fn readiness_check(item: &ReadinessCheck) -> Check {
 }
 
 fn providers(item: &ReadinessCheck) -> String {
-    let names: Vec<&str> = item.providers.iter().flatten().map(|p| p.as_str()).collect();
-    if names.is_empty() { "yes".to_owned() } else { names.join(", ") }
+    let names: Vec<&str> = item
+        .providers
+        .iter()
+        .flatten()
+        .map(|p| p.as_str())
+        .collect();
+    if names.is_empty() {
+        "yes".to_owned()
+    } else {
+        names.join(", ")
+    }
 }
 
 fn is_local_claude(r: &Readiness) -> bool {
@@ -262,7 +343,17 @@ async fn docker(audit: bool) -> Vec<Check> {
             .hint("`docker info` shows the problem."),
     }];
     if audit && checks[0].status == Status::Ok {
-        checks.push(handoff_audit(&engine).await);
+        let label = "Secret hand-off self-audit";
+        checks.push(match tokio::time::timeout(AUDIT_TIMEOUT, handoff_audit(&engine)).await {
+            Ok(check) => check,
+            Err(_) => Check::new(
+                "docker_audit",
+                label,
+                Status::Fail,
+                format!("did not finish within {} s", AUDIT_TIMEOUT.as_secs()),
+            )
+            .hint("`docker ps -a --filter label=io.spedy.job=self-audit` shows what is left; run doctor again."),
+        });
     }
     checks
 }
@@ -272,7 +363,11 @@ async fn handoff_audit(engine: &spedy_docker::Engine) -> Check {
     let label = "Secret hand-off self-audit";
     let report = engine.self_audit().await;
     let count = |s| report.checks.iter().filter(|c| c.status == s).count();
-    let failed: Vec<_> = report.checks.iter().filter(|c| c.status == AuditStatus::Fail).collect();
+    let failed: Vec<_> = report
+        .checks
+        .iter()
+        .filter(|c| c.status == AuditStatus::Fail)
+        .collect();
     let skipped: Vec<String> = report
         .checks
         .iter()
@@ -333,7 +428,9 @@ fn legacy_places(s: Option<&Settings>, name: &str, env_set: &dyn Fn(&str) -> boo
 fn vault_holds(r: &Readiness, name: &str) -> bool {
     let item = |id: &str| r.checks.iter().find(|c| c.id == id);
     match name {
-        spedy_api::ANTHROPIC_API_KEY => item(CHECK_ANTHROPIC_KEY).is_some_and(|c| c.status == CheckStatus::Ok),
+        spedy_api::ANTHROPIC_API_KEY => {
+            item(CHECK_ANTHROPIC_KEY).is_some_and(|c| c.status == CheckStatus::Ok)
+        }
         _ => item(CHECK_GIT_INTEGRATIONS).is_some_and(|c| {
             let provider = if name == GitProvider::Bitbucket.env_name() {
                 GitProvider::Bitbucket
@@ -370,7 +467,12 @@ fn migration(s: Option<&Settings>, r: Option<&Readiness>, env_set: &dyn Fn(&str)
         lines.push(format!("{name} set in {}: {state}", places.join(" and ")));
     }
     if lines.is_empty() {
-        return Check::new("migration", label, Status::Ok, "no legacy variables set locally");
+        return Check::new(
+            "migration",
+            label,
+            Status::Ok,
+            "no legacy variables set locally",
+        );
     }
     lines.push("local values win over the platform's until their lines are removed".to_owned());
     let secrets_link = r
@@ -410,7 +512,11 @@ mod tests {
                 ReadinessCheck {
                     id: CHECK_GIT_INTEGRATIONS.into(),
                     label: "GitHub / Bitbucket from Integrations".into(),
-                    status: if providers.is_empty() { CheckStatus::Warn } else { CheckStatus::Ok },
+                    status: if providers.is_empty() {
+                        CheckStatus::Warn
+                    } else {
+                        CheckStatus::Ok
+                    },
                     link: Some("http://p/settings/integrations".into()),
                     providers: Some(providers),
                 },
@@ -423,9 +529,21 @@ mod tests {
         let r = readiness(CheckStatus::Warn, vec![]);
         let checks: Vec<Check> = r.checks.iter().map(readiness_check).collect();
         assert_eq!(checks[0].status, Status::Warn);
-        assert!(checks[0].hint.as_deref().unwrap().contains("http://p/settings/runners/secrets"));
+        assert!(
+            checks[0]
+                .hint
+                .as_deref()
+                .unwrap()
+                .contains("http://p/settings/runners/secrets")
+        );
         assert_eq!(checks[1].status, Status::Warn);
-        assert!(checks[1].hint.as_deref().unwrap().contains("http://p/settings/integrations"));
+        assert!(
+            checks[1]
+                .hint
+                .as_deref()
+                .unwrap()
+                .contains("http://p/settings/integrations")
+        );
         let r = readiness(CheckStatus::NotNeeded, vec![GitProvider::Github]);
         let checks: Vec<Check> = r.checks.iter().map(readiness_check).collect();
         assert_eq!(checks[0].detail, "not needed (backend local_claude)");
@@ -452,17 +570,37 @@ mod tests {
         let only_key = |n: &str| n == "ANTHROPIC_API_KEY";
         let held = readiness(CheckStatus::Ok, vec![GitProvider::Github]);
         let c = migration(None, Some(&held), &only_key);
-        assert_eq!(c.status, Status::Ok, "the vault holds it: nothing is pending");
-        assert!(c.detail.contains("ANTHROPIC_API_KEY set in the process environment"), "{}", c.detail);
-        assert!(c.detail.contains("until their lines are removed"), "{}", c.detail);
+        assert_eq!(
+            c.status,
+            Status::Ok,
+            "the vault holds it: nothing is pending"
+        );
+        assert!(
+            c.detail
+                .contains("ANTHROPIC_API_KEY set in the process environment"),
+            "{}",
+            c.detail
+        );
+        assert!(
+            c.detail.contains("until their lines are removed"),
+            "{}",
+            c.detail
+        );
         let hint = c.hint.unwrap();
         assert!(hint.contains("docker compose pull"), "{hint}");
-        assert!(hint.contains("docker compose up -d --force-recreate spedy-supervisor"), "{hint}");
+        assert!(
+            hint.contains("docker compose up -d --force-recreate spedy-supervisor"),
+            "{hint}"
+        );
 
         let missing = readiness(CheckStatus::Warn, vec![]);
         let c = migration(None, Some(&missing), &only_key);
         assert_eq!(c.status, Status::Warn);
         assert!(c.detail.contains("not on the platform yet"), "{}", c.detail);
-        assert!(c.hint.unwrap().contains("http://p/settings/runners/secrets"));
+        assert!(
+            c.hint
+                .unwrap()
+                .contains("http://p/settings/runners/secrets")
+        );
     }
 }

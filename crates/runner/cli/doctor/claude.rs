@@ -57,10 +57,7 @@ impl ClaudeLogin {
             ClaudeLogin::CredentialsFile(p) => format!("found {}", p.display()),
             ClaudeLogin::Missing { looked_at, reason } => match reason {
                 Some(r) => format!("{}: {r}", looked_at.display()),
-                None => format!(
-                    "no {OAUTH_TOKEN_ENV} and no {}",
-                    looked_at.display()
-                ),
+                None => format!("no {OAUTH_TOKEN_ENV} and no {}", looked_at.display()),
             },
         }
     }
@@ -86,7 +83,9 @@ pub fn find(
         };
     }
     if dotenv_names.contains(&OAUTH_TOKEN_ENV) {
-        return ClaudeLogin::TokenVariable { where_: "the .env file" };
+        return ClaudeLogin::TokenVariable {
+            where_: "the .env file",
+        };
     }
     let dir = match var("CLAUDE_CONFIG_DIR").filter(|d| !d.is_empty()) {
         Some(d) => PathBuf::from(d),
@@ -183,10 +182,22 @@ mod tests {
         let found = find(&no_var, &[], Some(home.path()));
         assert!(!found.is_present());
         assert!(found.describe().contains(".claude/.credentials.json"));
-        std::fs::write(home.path().join(".claude.json"), r#"{"oauthAccount":{"x":1}}"#).unwrap();
-        assert!(find(&no_var, &[], Some(home.path())).describe().contains("keychain"));
+        std::fs::write(
+            home.path().join(".claude.json"),
+            r#"{"oauthAccount":{"x":1}}"#,
+        )
+        .unwrap();
+        assert!(
+            find(&no_var, &[], Some(home.path()))
+                .describe()
+                .contains("keychain")
+        );
         std::fs::create_dir(home.path().join(".claude")).unwrap();
         std::fs::write(home.path().join(".claude/.credentials.json"), "{}").unwrap();
-        assert!(find(&no_var, &[], Some(home.path())).describe().contains("no claudeAiOauth"));
+        assert!(
+            find(&no_var, &[], Some(home.path()))
+                .describe()
+                .contains("no claudeAiOauth")
+        );
     }
 }

@@ -24,7 +24,11 @@ use crate::cli::doctor::claude;
 use crate::exit;
 
 /// Acts on the answers as the module says.
-pub async fn act(answers: Answers, target: Target, existing: Option<usize>) -> anyhow::Result<ExitCode> {
+pub async fn act(
+    answers: Answers,
+    target: Target,
+    existing: Option<usize>,
+) -> anyhow::Result<ExitCode> {
     if let (Some(line), false) = (existing, answers.replace_token) {
         bail!(
             "{}:{line} already holds a SPEDY_RUNNER_TOKEN; nothing was changed\n\nPass --force to replace it.",
@@ -39,10 +43,16 @@ pub async fn act(answers: Answers, target: Target, existing: Option<usize>) -> a
         backend: answers.backend,
     };
     let spinner = spinner(&format!("Creating the runner token on {}…", target.api_url));
-    let created = client.admin(answers.admin_token.clone()).create_runner(&request).await;
+    let created = client
+        .admin(answers.admin_token.clone())
+        .create_runner(&request)
+        .await;
     spinner.finish_and_clear();
     let created = created.map_err(|e| refused(e, &target))?;
-    println!("✓ Created runner {:?} ({}).", answers.name, created.runner_id);
+    println!(
+        "✓ Created runner {:?} ({}).",
+        answers.name, created.runner_id
+    );
 
     let snippet = created.env_snippet.expose_secret();
     println!("\nThe .env snippet for this host:\n");
@@ -62,7 +72,9 @@ pub async fn act(answers: Answers, target: Target, existing: Option<usize>) -> a
         print_claude_login(&target);
     }
     if created.readiness.ready {
-        println!("\nReady. Check this host with `spedy-runner doctor`, then start it with `spedy-runner run`.");
+        println!(
+            "\nReady. Check this host with `spedy-runner doctor`, then start it with `spedy-runner run`."
+        );
         return Ok(exit::OK);
     }
     explain_not_ready(&created.readiness);
@@ -114,8 +126,10 @@ fn refused(e: ApiError, target: &Target) -> anyhow::Error {
             "this token may not create runners (is it a runner token?); nothing was written\n\n\
              Use an admin token (sat_…) from Settings → Runners."
         ),
-        e => anyhow::Error::new(e)
-            .context(format!("could not create the runner token on {}; nothing was written", target.api_url)),
+        e => anyhow::Error::new(e).context(format!(
+            "could not create the runner token on {}; nothing was written",
+            target.api_url
+        )),
     }
 }
 
@@ -123,7 +137,9 @@ fn refused(e: ApiError, target: &Target) -> anyhow::Error {
 /// the platform intends), as `rnt_…` elsewhere (logs of unattended runs).
 fn shown_line(line: &str, interactive: bool) -> String {
     match (interactive, envfile::line_key(line)) {
-        (false, Some(envfile::TOKEN_KEY)) => format!("{}={}…", envfile::TOKEN_KEY, RunnerToken::PREFIX),
+        (false, Some(envfile::TOKEN_KEY)) => {
+            format!("{}={}…", envfile::TOKEN_KEY, RunnerToken::PREFIX)
+        }
         _ => line.to_owned(),
     }
 }
@@ -140,7 +156,11 @@ pub fn checklist(r: &Readiness) -> String {
         let status = match (c.status, c.id.as_str()) {
             (CheckStatus::Ok, CHECK_GIT_INTEGRATIONS) => {
                 let p: Vec<&str> = c.providers.iter().flatten().map(|p| p.as_str()).collect();
-                if p.is_empty() { "✓".to_owned() } else { format!("✓ {}", p.join(", ")) }
+                if p.is_empty() {
+                    "✓".to_owned()
+                } else {
+                    format!("✓ {}", p.join(", "))
+                }
             }
             (CheckStatus::Ok, _) => "✓".to_owned(),
             (CheckStatus::NotNeeded, _) => "not needed".to_owned(),
@@ -161,11 +181,19 @@ fn print_claude_login(target: &Target) {
         .filter_map(|l| envfile::line_key(l).map(str::to_owned))
         .collect();
     let names: Vec<&str> = names.iter().map(String::as_str).collect();
-    let found = claude::find(&|k| std::env::var(k).ok(), &names, dirs::home_dir().as_deref());
+    let found = claude::find(
+        &|k| std::env::var(k).ok(),
+        &names,
+        dirs::home_dir().as_deref(),
+    );
     if found.is_present() {
         println!("✓ Claude login for the local backend: {}", found.describe());
     } else {
-        println!("⚠ Claude login for the local backend: {}\n  {}", found.describe(), found.hint());
+        println!(
+            "⚠ Claude login for the local backend: {}\n  {}",
+            found.describe(),
+            found.hint()
+        );
     }
 }
 
@@ -209,7 +237,11 @@ async fn ask_to_wait() -> bool {
 
 /// Polls readiness with the new token until it is ready, under a spinner.
 /// Ctrl-C leaves the wait; that is not a failure.
-async fn wait_until_ready(client: &Client, token: RunnerToken, every: Duration) -> anyhow::Result<()> {
+async fn wait_until_ready(
+    client: &Client,
+    token: RunnerToken,
+    every: Duration,
+) -> anyhow::Result<()> {
     let api = client.runner(token);
     let spinner = spinner("Waiting for the checklist to turn green… (Ctrl-C stops waiting)");
     let interrupted = tokio::signal::ctrl_c();
@@ -232,7 +264,9 @@ async fn wait_until_ready(client: &Client, token: RunnerToken, every: Duration) 
                 return Ok(());
             }
             Ok(_) => {}
-            Err(e) if e.is_transient() => spinner.set_message(format!("Waiting… (last check: {})", first_line(&e))),
+            Err(e) if e.is_transient() => {
+                spinner.set_message(format!("Waiting… (last check: {})", first_line(&e)))
+            }
             Err(e) => {
                 spinner.finish_and_clear();
                 return Err(anyhow::Error::new(e).context("re-checking readiness"));
@@ -298,15 +332,25 @@ mod tests {
         let line = "SPEDY_RUNNER_TOKEN=rnt_abcdefghijABCDEFGHIJ0123456789abcdefghij";
         assert_eq!(shown_line(line, true), line);
         assert_eq!(shown_line(line, false), "SPEDY_RUNNER_TOKEN=rnt_…");
-        assert_eq!(shown_line("SPEDY_API_URL=http://x", false), "SPEDY_API_URL=http://x");
+        assert_eq!(
+            shown_line("SPEDY_API_URL=http://x", false),
+            "SPEDY_API_URL=http://x"
+        );
     }
 
     #[test]
     fn a_missing_folder_is_found_before_any_token_is_created() {
         let err = check_writable(Path::new("/nonexistent-spedy-dir/.env")).unwrap_err();
-        assert!(format!("{err:#}").contains("nothing was created"), "{err:#}");
+        assert!(
+            format!("{err:#}").contains("nothing was created"),
+            "{err:#}"
+        );
         let dir = tempfile::tempdir().unwrap();
         check_writable(&dir.path().join(".env")).unwrap();
-        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0, "the probe is removed");
+        assert_eq!(
+            std::fs::read_dir(dir.path()).unwrap().count(),
+            0,
+            "the probe is removed"
+        );
     }
 }

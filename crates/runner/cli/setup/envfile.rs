@@ -127,7 +127,9 @@ pub fn write_atomic(path: &Path, contents: &str) -> anyhow::Result<()> {
         .with_context(fail)?;
     tmp.write_all(contents.as_bytes()).with_context(fail)?;
     tmp.as_file().sync_all().with_context(fail)?;
-    tmp.persist(&target).map_err(|e| e.error).with_context(fail)?;
+    tmp.persist(&target)
+        .map_err(|e| e.error)
+        .with_context(fail)?;
     // Make the rename itself durable.
     if let Ok(d) = fs::File::open(&dir) {
         let _ = d.sync_all();
@@ -139,8 +141,7 @@ pub fn write_atomic(path: &Path, contents: &str) -> anyhow::Result<()> {
 mod tests {
     use super::*;
 
-    const SNIPPET: &str =
-        "SPEDY_API_URL=http://127.0.0.1:1\nSPEDY_RUNNER_TOKEN=rnt_NEW\n";
+    const SNIPPET: &str = "SPEDY_API_URL=http://127.0.0.1:1\nSPEDY_RUNNER_TOKEN=rnt_NEW\n";
 
     #[test]
     fn keys_are_recognised_in_every_form_compose_accepts() {
@@ -188,12 +189,18 @@ mod tests {
             format!("X=1\n{SNIPPET}"),
             "no line is glued to another"
         );
-        assert_eq!(merge("X=1\r\nY=2\r\n", SNIPPET), format!("X=1\r\nY=2\r\n{SNIPPET}"));
+        assert_eq!(
+            merge("X=1\r\nY=2\r\n", SNIPPET),
+            format!("X=1\r\nY=2\r\n{SNIPPET}")
+        );
     }
 
     #[test]
     fn an_existing_token_is_found_only_when_it_has_a_value() {
-        assert_eq!(existing_token_line("A=1\nSPEDY_RUNNER_TOKEN=rnt_x\n"), Some(2));
+        assert_eq!(
+            existing_token_line("A=1\nSPEDY_RUNNER_TOKEN=rnt_x\n"),
+            Some(2)
+        );
         assert_eq!(existing_token_line("SPEDY_RUNNER_TOKEN=\n"), None);
         assert_eq!(existing_token_line("SPEDY_RUNNER_TOKEN=\"\"\n"), None);
         assert_eq!(existing_token_line("# SPEDY_RUNNER_TOKEN=rnt_x\n"), None);
@@ -209,7 +216,10 @@ mod tests {
         assert_eq!(fs::read_to_string(&path).unwrap(), "NEW=1\n");
         let mode = fs::metadata(&path).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o600);
-        let names: Vec<_> = fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+        let names: Vec<_> = fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
         assert_eq!(names, [".env"]);
     }
 
@@ -221,13 +231,21 @@ mod tests {
         let link = dir.path().join(".env");
         std::os::unix::fs::symlink(&real, &link).unwrap();
         write_atomic(&link, "NEW=1\n").unwrap();
-        assert!(fs::symlink_metadata(&link).unwrap().file_type().is_symlink());
+        assert!(
+            fs::symlink_metadata(&link)
+                .unwrap()
+                .file_type()
+                .is_symlink()
+        );
         assert_eq!(fs::read_to_string(&real).unwrap(), "NEW=1\n");
     }
 
     #[test]
     fn a_write_into_a_missing_folder_fails_with_the_path() {
         let err = write_atomic(Path::new("/nonexistent-dir-spedy/.env"), "X=1\n").unwrap_err();
-        assert!(format!("{err:#}").contains("/nonexistent-dir-spedy/.env"), "{err:#}");
+        assert!(
+            format!("{err:#}").contains("/nonexistent-dir-spedy/.env"),
+            "{err:#}"
+        );
     }
 }

@@ -82,7 +82,11 @@ impl Plan {
                 self.target.env_file.display()
             ));
         }
-        if missing.is_empty() { Ok(()) } else { Err(missing) }
+        if missing.is_empty() {
+            Ok(())
+        } else {
+            Err(missing)
+        }
     }
 }
 
@@ -113,7 +117,9 @@ pub async fn collect(plan: Plan) -> anyhow::Result<Option<Answers>> {
 fn parse_pool(raw: &str) -> anyhow::Result<u32> {
     match raw.trim().parse::<u32>() {
         Ok(n) if (1..=MAX_POOL_SIZE).contains(&n) => Ok(n),
-        _ => bail!("invalid --pool-size (or SPEDY_POOL_SIZE): expected a number from 1 to {MAX_POOL_SIZE}"),
+        _ => bail!(
+            "invalid --pool-size (or SPEDY_POOL_SIZE): expected a number from 1 to {MAX_POOL_SIZE}"
+        ),
     }
 }
 
@@ -162,7 +168,11 @@ fn unattended(plan: Plan) -> anyhow::Result<Answers> {
 
 fn heading(term: &Term, n: u8, title: &str) -> std::io::Result<()> {
     term.write_line("")?;
-    term.write_line(&format!("{} {}", style(format!("Step {n}/3 ·")).dim(), style(title).bold()))
+    term.write_line(&format!(
+        "{} {}",
+        style(format!("Step {n}/3 ·")).dim(),
+        style(title).bold()
+    ))
 }
 
 /// Every prompt, in order. Runs on a blocking thread.
@@ -200,7 +210,9 @@ fn prompt_all(plan: Plan) -> anyhow::Result<Option<Answers>> {
         (Some(raw), _) => parse_pool(raw)?,
         (None, true) => default_pool_size(),
         (None, false) => Input::<u32>::with_theme(&theme)
-            .with_prompt(format!("Pool size: jobs that run in parallel (1-{MAX_POOL_SIZE})"))
+            .with_prompt(format!(
+                "Pool size: jobs that run in parallel (1-{MAX_POOL_SIZE})"
+            ))
             .default(default_pool_size())
             .validate_with(|n: &u32| -> Result<(), String> {
                 if (1..=MAX_POOL_SIZE).contains(n) {
@@ -243,7 +255,9 @@ fn review(
             let raw = zeroize::Zeroizing::new(
                 Password::with_theme(theme)
                     .with_prompt("Admin token (sat_…, from Settings → Runners; hidden)")
-                    .validate_with(|s: &String| AdminToken::parse(s).map(|_| ()).map_err(|e| e.to_string()))
+                    .validate_with(|s: &String| {
+                        AdminToken::parse(s).map(|_| ()).map_err(|e| e.to_string())
+                    })
                     .interact()?,
             );
             AdminToken::parse(&raw)?
@@ -256,7 +270,11 @@ fn review(
             .with_prompt("Runner name")
             .default(default_name())
             .validate_with(|s: &String| -> Result<(), &str> {
-                if s.trim().is_empty() { Err("a name is needed") } else { Ok(()) }
+                if s.trim().is_empty() {
+                    Err("a name is needed")
+                } else {
+                    Ok(())
+                }
             })
             .interact_text()?,
     };
