@@ -10,6 +10,7 @@
 //! see [`crate::vault`]), names, timestamps, jobs and their logs. Never a
 //! plaintext secret value or token.
 
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
@@ -89,7 +90,20 @@ pub struct Db {
 impl Db {
     /// Opens (or creates) `<data_dir>/platform.db` and applies the schema.
     pub fn open(data_dir: &Path) -> Result<Db> {
-        let conn = Connection::open(data_dir.join(DB_FILE))?;
+        let path = data_dir.join(DB_FILE);
+        // Created 0600 before SQLite opens it; SQLite gives its -wal and -shm
+        // files the database file's mode.
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .open(&path)
+            .map_err(|source| Error::Io {
+                path: path.clone(),
+                source,
+            })?;
+        let conn = Connection::open(&path)?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         conn.execute_batch(SCHEMA)?;
         Ok(Db {

@@ -83,7 +83,8 @@ impl From<Error> for ApiFailure {
     fn from(err: Error) -> Self {
         // The error's text names files and entries only; still, log it here
         // once and answer with a generic sentence plus the entry's name.
-        tracing::error!(error = %err, "request failed");
+        let source = std::error::Error::source(&err).map(ToString::to_string);
+        tracing::error!(error = %err, source = source.as_deref().unwrap_or(""), "request failed");
         let message = match &err {
             Error::Decrypt { entry } => {
                 format!("vault entry {entry} cannot be decrypted; write it again to repair it")
@@ -284,6 +285,29 @@ mod tests {
     #[allow(dead_code)]
     struct Body {
         wait_s: u64,
+    }
+
+    #[tokio::test]
+    async fn a_panicking_handler_answers_500_with_the_error_body_and_no_panic_text() {
+        use axum::routing::get;
+        use tower::ServiceExt;
+        async fn boom() -> &'static str {
+            panic!("SECRET-IN-PANIC")
+        }
+        let router = axum::Router::new().route("/boom", get(boom)).layer(
+            tower_http::catch_panic::CatchPanicLayer::custom(panic_response),
+        );
+        let req = axum::http::Request::get("/boom")
+            .body(axum::body::Body::empty())
+            .unwrap();
+        let resp = router.oneshot(req).await.unwrap();
+        assert_eq!(resp.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        let body = axum::body::to_bytes(resp.into_body(), 1 << 16)
+            .await
+            .unwrap();
+        let body: ErrorBody = serde_json::from_slice(&body).unwrap();
+        assert_eq!(body.error.code, ErrorCode::Internal);
+        assert!(!body.error.message.contains("SECRET"));
     }
 
     #[test]

@@ -144,16 +144,33 @@ impl Platform {
     }
 }
 
+/// Creates the data folder (0700), and narrows an existing one that others
+/// may enter: it holds the vault, and its key file unless one is configured.
 fn create_data_dir(dir: &std::path::Path) -> Result<()> {
-    use std::os::unix::fs::DirBuilderExt;
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    let io = |source| Error::Io {
+        path: dir.to_owned(),
+        source,
+    };
     std::fs::DirBuilder::new()
         .recursive(true)
         .mode(0o700)
         .create(dir)
-        .map_err(|source| Error::Io {
-            path: dir.to_owned(),
-            source,
-        })
+        .map_err(io)?;
+    let mode = std::fs::metadata(dir).map_err(io)?.permissions().mode();
+    if mode & 0o077 != 0 {
+        match std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)) {
+            Ok(()) => {
+                tracing::info!(data_dir = %dir.display(), "data folder narrowed to mode 0700")
+            }
+            Err(e) => tracing::warn!(
+                data_dir = %dir.display(),
+                error = %e,
+                "the data folder is open to others and cannot be narrowed to mode 0700"
+            ),
+        }
+    }
+    Ok(())
 }
 
 fn check_key(db: &Db, vault: &Vault, config: &PlatformConfig) -> Result<()> {

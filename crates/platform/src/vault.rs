@@ -138,6 +138,7 @@ fn load_or_create_key_file(path: &Path) -> Result<[u8; 32]> {
     match std::fs::read_to_string(path) {
         Ok(text) => {
             let text = Zeroizing::new(text);
+            warn_if_readable_by_others(path);
             decode_key(&text, &path.display().to_string())
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -154,6 +155,18 @@ fn load_or_create_key_file(path: &Path) -> Result<[u8; 32]> {
             Ok(*raw)
         }
         Err(e) => Err(io(e)),
+    }
+}
+
+fn warn_if_readable_by_others(path: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    if let Ok(meta) = std::fs::metadata(path)
+        && meta.permissions().mode() & 0o077 != 0
+    {
+        tracing::warn!(
+            path = %path.display(),
+            "the vault key file is readable by others; run chmod 600 on it"
+        );
     }
 }
 

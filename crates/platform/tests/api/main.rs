@@ -16,5 +16,7 @@ mod bootstrap;
 mod jobs;
 // The route table against docs/openapi.yaml.
 mod openapi;
+// Garbage at every route never answers 5xx.
+mod robustness;
 // Write-only secrets: masks, timestamps, kinds, scopes, bad names and values.
 mod secrets;

@@ -181,3 +181,28 @@ async fn a_refused_write_loses_nothing() {
     let after = app.admin(Method::GET, "/secrets", Value::Null).await;
     assert_eq!(before.json, after.json);
 }
+
+#[tokio::test]
+async fn the_data_folder_and_every_file_in_it_are_private_to_the_owner() {
+    use std::os::unix::fs::PermissionsExt;
+    let app = App::new();
+    app.put_secret("ANY", "some-value-here").await;
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(app.dir.path()) & 0o077, 0, "the data folder");
+    let mut names = Vec::new();
+    for entry in std::fs::read_dir(app.dir.path()).unwrap() {
+        let path = entry.unwrap().path();
+        assert_eq!(mode(&path), 0o600, "{}", path.display());
+        names.push(path.file_name().unwrap().to_string_lossy().into_owned());
+    }
+    names.sort();
+    assert_eq!(
+        names,
+        [
+            "master.key",
+            "platform.db",
+            "platform.db-shm",
+            "platform.db-wal"
+        ]
+    );
+}
