@@ -114,6 +114,7 @@ pub fn install(args: &SettingsArgs) -> LogHandle {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

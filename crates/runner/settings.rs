@@ -27,8 +27,8 @@ use std::time::Duration;
 
 use secrecy::ExposeSecret;
 use spedy_api::RunnerToken;
-use spedy_secrets::dotenv::{self, DotenvEntry};
 use spedy_secrets::DotenvError;
+use spedy_secrets::dotenv::{self, DotenvEntry};
 use url::Url;
 
 /// The platform URL when nothing sets one.
@@ -103,12 +103,7 @@ pub struct SettingsArgs {
     /// Log format, `text` or `json`. [default: text on a terminal, json
     /// otherwise]. The level comes from SPEDY_LOG (EnvFilter syntax, RUST_LOG
     /// as a fallback), which wins over -v/-q.
-    #[arg(
-        long,
-        env = "SPEDY_LOG_FORMAT",
-        global = true,
-        value_name = "FORMAT"
-    )]
+    #[arg(long, env = "SPEDY_LOG_FORMAT", global = true, value_name = "FORMAT")]
     pub log_format: Option<String>,
 
     /// How long running jobs may take to finish after the first SIGTERM or
@@ -460,9 +455,17 @@ impl Settings {
                 parse_duration(s, Duration::ZERO)
             })?
             .unwrap_or_else(|| Setting::new(DEFAULT_SHUTDOWN_GRACE, Source::Default)),
-            injection: check_opt(&INJECTION, lookup(&args.injection, &INJECTION), parse_injection)?
-                .unwrap_or_else(|| Setting::new(InjectionMode::Stdin, Source::Default)),
-            job_memory: check_opt(&JOB_MEMORY, lookup(&args.job_memory, &JOB_MEMORY), parse_size)?,
+            injection: check_opt(
+                &INJECTION,
+                lookup(&args.injection, &INJECTION),
+                parse_injection,
+            )?
+            .unwrap_or_else(|| Setting::new(InjectionMode::Stdin, Source::Default)),
+            job_memory: check_opt(
+                &JOB_MEMORY,
+                lookup(&args.job_memory, &JOB_MEMORY),
+                parse_size,
+            )?,
             job_cpus: check_opt(&JOB_CPUS, lookup(&args.job_cpus, &JOB_CPUS), parse_cpus)?,
             job_pids: check_opt(&JOB_PIDS, lookup(&args.job_pids, &JOB_PIDS), parse_pids)?,
             ca_file: resolve_ca_file(args, env, &layers)?,
@@ -544,7 +547,9 @@ fn read_env_file(
 ) -> Result<(Vec<(String, String, Source)>, Vec<DotenvEntry>, bool), SettingsError> {
     let text = match std::fs::read_to_string(&file.value) {
         Ok(text) => zeroize::Zeroizing::new(text),
-        Err(err) if err.kind() == std::io::ErrorKind::NotFound && file.source == Source::Default => {
+        Err(err)
+            if err.kind() == std::io::ErrorKind::NotFound && file.source == Source::Default =>
+        {
             return Ok((Vec::new(), Vec::new(), false));
         }
         Err(err) => {
@@ -675,7 +680,10 @@ fn read_config(
                 return Err(SettingsError::Config {
                     path: path.to_owned(),
                     line: Some(line),
-                    message: format!("`{name}` is a string or a number, not a {}", other.type_str()),
+                    message: format!(
+                        "`{name}` is a string or a number, not a {}",
+                        other.type_str()
+                    ),
                 });
             }
         };
@@ -738,8 +746,11 @@ fn resolve_ca_file(
     env: &dyn Environment,
     layers: &Layers,
 ) -> Result<Option<Setting<PathBuf>>, SettingsError> {
-    let ca = pick_path(&args.ca_file, &CA_FILE, env)
-        .or_else(|| layers.get(&CA_FILE).map(|(v, s)| Setting::new(PathBuf::from(v), s)));
+    let ca = pick_path(&args.ca_file, &CA_FILE, env).or_else(|| {
+        layers
+            .get(&CA_FILE)
+            .map(|(v, s)| Setting::new(PathBuf::from(v), s))
+    });
     match ca {
         Some(file) if !file.value.is_file() => Err(invalid(
             &CA_FILE,
@@ -802,7 +813,9 @@ fn is_loopback(url: &Url) -> bool {
 fn parse_pool(s: &str) -> Result<u32, String> {
     match s.parse::<u32>() {
         Ok(n) if (1..=MAX_POOL_SIZE).contains(&n) => Ok(n),
-        _ => Err(format!("expected a whole number from 1 to {MAX_POOL_SIZE}, got {s:?}")),
+        _ => Err(format!(
+            "expected a whole number from 1 to {MAX_POOL_SIZE}, got {s:?}"
+        )),
     }
 }
 
@@ -854,7 +867,9 @@ fn parse_size(s: &str) -> Result<u64, String> {
 fn parse_cpus(s: &str) -> Result<f64, String> {
     match s.parse::<f64>() {
         Ok(c) if c.is_finite() && c > 0.0 && c <= 1024.0 => Ok(c),
-        _ => Err(format!("expected a number of CPUs above 0 such as `1.5`, got {s:?}")),
+        _ => Err(format!(
+            "expected a number of CPUs above 0 such as `1.5`, got {s:?}"
+        )),
     }
 }
 
@@ -865,8 +880,8 @@ fn parse_pids(s: &str) -> Result<i64, String> {
     }
 }
 
-
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use std::collections::HashMap;
 
@@ -1018,11 +1033,18 @@ mod tests {
             }
         );
         let names: Vec<_> = s.local_env.iter().map(|e| e.key.as_str()).collect();
-        assert_eq!(names, ["ANTHROPIC_API_KEY"], "SPEDY_* lines are never forwarded");
+        assert_eq!(
+            names,
+            ["ANTHROPIC_API_KEY"],
+            "SPEDY_* lines are never forwarded"
+        );
         assert_eq!(s.unknown.len(), 1);
         assert_eq!(s.unknown[0].0, "SPEDY_TYPO");
         let shown = format!("{s:?}");
-        assert!(!shown.contains("sk-local-value") && !shown.contains(&TOKEN_A[4..]), "{shown}");
+        assert!(
+            !shown.contains("sk-local-value") && !shown.contains(&TOKEN_A[4..]),
+            "{shown}"
+        );
     }
 
     #[test]
@@ -1075,7 +1097,11 @@ mod tests {
             ),
             (
                 Host::new().env(TOKEN_ENV, &format!("rnt_{secret_body}")),
-                vec!["SPEDY_RUNNER_TOKEN".into(), "env SPEDY_RUNNER_TOKEN".into(), "40 characters".into()],
+                vec![
+                    "SPEDY_RUNNER_TOKEN".into(),
+                    "env SPEDY_RUNNER_TOKEN".into(),
+                    "40 characters".into(),
+                ],
             ),
             (
                 Host::new().dotenv(&format!("SPEDY_RUNNER_TOKEN=xyz_{secret_body}\n")),
@@ -1126,7 +1152,10 @@ mod tests {
         let mut host = Host::new();
         host.args.env_file = Some(host.dir.path().join("nope.env"));
         let err = host.resolve().unwrap_err().to_string();
-        assert!(err.contains("nope.env") && err.contains("the command line"), "{err}");
+        assert!(
+            err.contains("nope.env") && err.contains("the command line"),
+            "{err}"
+        );
 
         let mut host = Host::new();
         host.args.config = Some(host.dir.path().join("nope.toml"));
@@ -1138,7 +1167,10 @@ mod tests {
     fn a_flag_named_the_same_as_its_env_twin_is_attributed_to_the_env() {
         let host = Host::new().env("SPEDY_HEALTH_ADDR", "127.0.0.1:0");
         let s = host.resolve().unwrap();
-        assert_eq!(s.health_addr.source, Source::Env("SPEDY_HEALTH_ADDR".into()));
+        assert_eq!(
+            s.health_addr.source,
+            Source::Env("SPEDY_HEALTH_ADDR".into())
+        );
     }
 
     #[test]
@@ -1183,6 +1215,13 @@ mod tests {
             .to_string(),
             "/etc/x:3"
         );
-        assert_eq!(Source::ConfigFile { path: p, line: None }.to_string(), "/etc/x");
+        assert_eq!(
+            Source::ConfigFile {
+                path: p,
+                line: None
+            }
+            .to_string(),
+            "/etc/x"
+        );
     }
 }

@@ -133,7 +133,10 @@ impl Running {
             if let Ok(Some(status)) = self.child.try_wait() {
                 panic!("the runner exited ({status}) before logging {needle:?}\n{err}");
             }
-            assert!(start.elapsed() < PATIENCE, "no {needle:?} in stderr:\n{err}");
+            assert!(
+                start.elapsed() < PATIENCE,
+                "no {needle:?} in stderr:\n{err}"
+            );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
@@ -183,7 +186,11 @@ impl Running {
                 tokio::time::sleep(Duration::from_millis(100)).await;
                 return status;
             }
-            assert!(start.elapsed() < PATIENCE, "no exit after SIGTERM\n{}", self.stderr());
+            assert!(
+                start.elapsed() < PATIENCE,
+                "no exit after SIGTERM\n{}",
+                self.stderr()
+            );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
@@ -259,17 +266,40 @@ fn a_malformed_env_line_refuses_to_start_and_names_file_and_line() {
     let err = out.combined();
     let path = host.env_path().display().to_string();
     assert!(err.contains(&path), "{err}");
-    assert!(err.contains("line 2") || err.contains(&format!("{path}:2")), "{err}");
+    assert!(
+        err.contains("line 2") || err.contains(&format!("{path}:2")),
+        "{err}"
+    );
 }
 
 #[test]
 fn bad_settings_refuse_to_start_and_name_the_setting_and_its_source() {
     let token = "rnt_aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
     let cases: [(&str, &str, &str, &[&str]); 4] = [
-        ("SPEDY_POOL_SIZE", "0", "", &["SPEDY_POOL_SIZE", "env SPEDY_POOL_SIZE", "1 to 64"]),
-        ("SPEDY_REFRESH_INTERVAL", "soon", "", &["SPEDY_REFRESH_INTERVAL", "15m"]),
-        ("SPEDY_API_URL", "http://10.1.2.3", "", &["SPEDY_API_URL", "loopback"]),
-        ("UNUSED", "x", "A=1\nSPEDY_INJECTION=pigeon\n", &["SPEDY_INJECTION", ".env:2", "`stdin` or `env`"]),
+        (
+            "SPEDY_POOL_SIZE",
+            "0",
+            "",
+            &["SPEDY_POOL_SIZE", "env SPEDY_POOL_SIZE", "1 to 64"],
+        ),
+        (
+            "SPEDY_REFRESH_INTERVAL",
+            "soon",
+            "",
+            &["SPEDY_REFRESH_INTERVAL", "15m"],
+        ),
+        (
+            "SPEDY_API_URL",
+            "http://10.1.2.3",
+            "",
+            &["SPEDY_API_URL", "loopback"],
+        ),
+        (
+            "UNUSED",
+            "x",
+            "A=1\nSPEDY_INJECTION=pigeon\n",
+            &["SPEDY_INJECTION", ".env:2", "`stdin` or `env`"],
+        ),
     ];
     for (name, value, dotenv, wants) in cases {
         let mut host = Host::new("http://127.0.0.1:9", None, dotenv);
@@ -319,13 +349,18 @@ async fn a_token_revoked_while_running_stops_claims_at_the_next_refresh_and_sigt
     tokio::time::sleep(Duration::from_millis(2500)).await;
     assert_eq!(platform.job(&job).await.status, JobStatus::Queued);
     let err = runner.stderr();
-    assert_eq!(err.matches("spedy-runner setup").count(), 1, "logged once:\n{err}");
+    assert_eq!(
+        err.matches("spedy-runner setup").count(),
+        1,
+        "logged once:\n{err}"
+    );
     let status = runner.terminate().await;
     assert_eq!(status.code(), Some(0), "{}", runner.stderr());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_key_removed_from_the_vault_takes_the_runner_offline_and_adding_it_back_brings_it_online() {
+async fn a_key_removed_from_the_vault_takes_the_runner_offline_and_adding_it_back_brings_it_online()
+{
     let (platform, _, token) = platform_with_runner(&canary("KEY")).await;
     let mut host = Host::new(&platform.url(), Some(&token), "");
     host.env("SPEDY_REFRESH_INTERVAL", "1s");
@@ -333,10 +368,17 @@ async fn a_key_removed_from_the_vault_takes_the_runner_offline_and_adding_it_bac
     let health = runner.health().await;
     runner.wait_ready(health, 200, "online").await;
     platform.delete_secret("ANTHROPIC_API_KEY").await;
-    runner.wait_ready(health, 503, "anthropic_key_missing").await;
+    runner
+        .wait_ready(health, 503, "anthropic_key_missing")
+        .await;
     runner.wait_log("/settings/runners/secrets").await;
     platform
-        .put_secret_kind("ANTHROPIC_API_KEY", &canary("KEY"), SecretKind::Anthropic, Scope::Org)
+        .put_secret_kind(
+            "ANTHROPIC_API_KEY",
+            &canary("KEY"),
+            SecretKind::Anthropic,
+            Scope::Org,
+        )
         .await;
     runner.wait_ready(health, 200, "online").await;
     let status = runner.terminate().await;
@@ -354,13 +396,17 @@ async fn a_rotated_secret_reaches_the_next_job_within_one_refresh_interval_witho
     let mut runner = host.spawn();
     let health = runner.health().await;
     runner.wait_ready(health, 200, "online").await;
-    let first = platform.enqueue(probe_job(&["echo", "ROTATED"]).await).await;
+    let first = platform
+        .enqueue(probe_job(&["echo", "ROTATED"]).await)
+        .await;
     let first = platform.wait_job_final(&first, PATIENCE).await;
     assert!(first.log.contains("ROTATED=old5c"), "{first:?}");
     platform.put_secret("ROTATED", "new5c", Scope::Org).await;
     // One interval (1 s ± 10%) and a margin for the bootstrap itself.
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    let second = platform.enqueue(probe_job(&["echo", "ROTATED"]).await).await;
+    let second = platform
+        .enqueue(probe_job(&["echo", "ROTATED"]).await)
+        .await;
     let second = platform.wait_job_final(&second, PATIENCE).await;
     assert!(second.log.contains("ROTATED=new5c"), "{second:?}");
     let status = runner.terminate().await;
@@ -399,13 +445,21 @@ async fn canaries_appear_nowhere(format: &str) {
         "SPEDY_REFRESH_INTERVAL=1s\nLOCAL_ONLY={local_only}\nANTHROPIC_API_KEY=\"{local_shadow}\"\n"
     );
     let mut host = Host::new(&platform.url(), Some(&token), &dotenv);
-    host.env("SPEDY_LOG_FORMAT", format).env("SPEDY_LOG", "debug");
+    host.env("SPEDY_LOG_FORMAT", format)
+        .env("SPEDY_LOG", "debug");
     let mut runner = host.spawn();
     let health = runner.health().await;
     runner.wait_ready(health, 200, "online").await;
     // A job that echoes every value it holds: its stream passes through the
     // runner too.
-    let steps = ["echo", "VAULT_CUSTOM", "echo", "LOCAL_ONLY", "echo", "ANTHROPIC_API_KEY"];
+    let steps = [
+        "echo",
+        "VAULT_CUSTOM",
+        "echo",
+        "LOCAL_ONLY",
+        "echo",
+        "ANTHROPIC_API_KEY",
+    ];
     let job = platform.enqueue(probe_job(&steps).await).await;
     let job = platform.wait_job_final(&job, PATIENCE).await;
     assert_eq!(job.status, JobStatus::Succeeded, "{job:?}");
@@ -422,8 +476,14 @@ async fn canaries_appear_nowhere(format: &str) {
     let status = runner.terminate().await;
     assert_eq!(status.code(), Some(0), "{}", runner.stderr());
     let (out, err) = (runner.stdout(), runner.stderr());
-    assert!(err.contains("shadows the platform's ANTHROPIC_API_KEY"), "{err}");
-    assert!(err.contains("DEBUG") || err.contains("\"DEBUG\""), "debug level is on:\n{err}");
+    assert!(
+        err.contains("shadows the platform's ANTHROPIC_API_KEY"),
+        "{err}"
+    );
+    assert!(
+        err.contains("DEBUG") || err.contains("\"DEBUG\""),
+        "debug level is on:\n{err}"
+    );
     assert_absent("the runner's stdout", out.as_bytes(), &all);
     assert_absent("the runner's stderr", err.as_bytes(), &all);
     for (path, bytes) in files_under(host.dir.path(), &host.env_path()) {

@@ -82,7 +82,9 @@ pub async fn run(args: Args, global: SettingsArgs, log: LogHandle) -> anyhow::Re
     let client = builder.build().context("setting up the platform client")?;
     // Signal handlers first, so a signal during start-up is not lost.
     let signals = Signals::install().context("installing the signal handlers")?;
-    let engine = Engine::connect().await.context("connecting to the Docker engine")?;
+    let engine = Engine::connect()
+        .await
+        .context("connecting to the Docker engine")?;
     let grace = settings.shutdown_grace.value;
     let config = config(settings, client, token, log);
     let mut supervisor = Supervisor::new(config, engine);
@@ -179,7 +181,12 @@ impl Signals {
 
     /// First signal: `shutdown`, then `force` after `grace`; a second signal:
     /// `force` at once. Returns once `force` is cancelled.
-    async fn watch(mut self, shutdown: CancellationToken, force: CancellationToken, grace: Duration) {
+    async fn watch(
+        mut self,
+        shutdown: CancellationToken,
+        force: CancellationToken,
+        grace: Duration,
+    ) {
         let first = self.next().await;
         info!(
             signal = first,

@@ -44,10 +44,9 @@ pub fn classify(err: &ClientError) -> Failure {
     let (action, reason) = match err {
         ClientError::InvalidToken => (InvalidToken, "invalid_token"),
         ClientError::Forbidden => (InvalidToken, "forbidden"),
-        ClientError::AnthropicKeyMissing { link } => (
-            KeyMissing { link: link.clone() },
-            "anthropic_key_missing",
-        ),
+        ClientError::AnthropicKeyMissing { link } => {
+            (KeyMissing { link: link.clone() }, "anthropic_key_missing")
+        }
         // A wrong URL (404) or a refused request may be fixed on the platform
         // side without touching this host: keep trying, slowly.
         ClientError::NotFound => (Retry, "not_found"),
@@ -71,6 +70,7 @@ pub fn classify(err: &ClientError) -> Failure {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use std::time::Duration;
 
@@ -173,7 +173,11 @@ mod tests {
             // The client's own split agrees: only Retry is transient.
             assert_eq!(
                 err.is_transient(),
-                got.action == Retry && !matches!(err, ClientError::NotFound | ClientError::InvalidRequest { .. }),
+                got.action == Retry
+                    && !matches!(
+                        err,
+                        ClientError::NotFound | ClientError::InvalidRequest { .. }
+                    ),
                 "{err:?}"
             );
         }

@@ -173,7 +173,8 @@ impl Supervisor {
         let mut state = self.state.subscribe();
         if let (Some(listener), Some(addr)) = (self.health.take(), health_addr) {
             info!(%addr, "health and metrics listening on http://{addr}");
-            let (rx, metrics, token) = (self.state.subscribe(), self.metrics(), stop_health.clone());
+            let (rx, metrics, token) =
+                (self.state.subscribe(), self.metrics(), stop_health.clone());
             tasks.spawn(async move {
                 let r = health::serve(listener, rx, metrics, token).await;
                 ("health", r.map_err(Error::Health))
@@ -225,7 +226,10 @@ impl Supervisor {
                 warn!(task, error = %format!("{e:#}"), "a supervisor task failed; stopping the others");
                 result = result.and(Err(e));
             } else if early || (task == "health" && !stop_health.is_cancelled()) {
-                warn!(task, "a supervisor task ended before shutdown; stopping the others");
+                warn!(
+                    task,
+                    "a supervisor task ended before shutdown; stopping the others"
+                );
                 result = result.and(Err(Error::TaskEnded { task }));
             }
             if result.is_err() {
@@ -240,7 +244,12 @@ impl Supervisor {
     }
 
     /// Removes the containers an earlier run left, raced with shutdown.
-    async fn sweep(&self, api: &spedy_client::RunnerApi, runner_id: &str, stop: &CancellationToken) {
+    async fn sweep(
+        &self,
+        api: &spedy_client::RunnerApi,
+        runner_id: &str,
+        stop: &CancellationToken,
+    ) {
         tokio::select! {
             () = stop.cancelled() => {}
             swept = orphans::sweep(&self.engine, api, runner_id) => match swept {
@@ -285,7 +294,11 @@ async fn first_online(
 /// A panicked task's result carries no name: every task but health
 /// catches its own errors, so name the panic by what it can be.
 fn task_name(e: &tokio::task::JoinError) -> &'static str {
-    if e.is_panic() { "supervisor (panicked)" } else { "supervisor (aborted)" }
+    if e.is_panic() {
+        "supervisor (panicked)"
+    } else {
+        "supervisor (aborted)"
+    }
 }
 
 /// Whether only the health server is still running (so it may stop).

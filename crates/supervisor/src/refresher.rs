@@ -146,13 +146,14 @@ impl Refresher {
             version = %bundle.version(),
             "an entry of the held bundle expired and is no longer handed to jobs"
         );
-        self.state.send_replace(RunnerState::Online(Arc::new(Online {
-            runner: online.runner.clone(),
-            backend: online.backend,
-            bundle,
-            overrides: Arc::clone(&online.overrides),
-            redactor: Arc::clone(&online.redactor),
-        })));
+        self.state
+            .send_replace(RunnerState::Online(Arc::new(Online {
+                runner: online.runner.clone(),
+                backend: online.backend,
+                bundle,
+                overrides: Arc::clone(&online.overrides),
+                redactor: Arc::clone(&online.redactor),
+            })));
     }
 
     fn on_success(&mut self, answer: BootstrapResponse) -> Next {
@@ -198,13 +199,14 @@ impl Refresher {
         } else if changed {
             info!(bundle_version = %bundle.version(), "the bundle changed; new jobs get the new values");
         }
-        self.state.send_replace(RunnerState::Online(Arc::new(Online {
-            backend: runner.backend,
-            runner,
-            bundle,
-            overrides: Arc::new(overrides),
-            redactor,
-        })));
+        self.state
+            .send_replace(RunnerState::Online(Arc::new(Online {
+                backend: runner.backend,
+                runner,
+                bundle,
+                overrides: Arc::new(overrides),
+                redactor,
+            })));
         self.metrics.bundle_fetched(changed);
         self.metrics.set_online(true);
         self.backoff.reset();
@@ -234,7 +236,9 @@ impl Refresher {
                 self.go_offline(OfflineReason::AnthropicKeyMissing { link: link.clone() });
                 if self.log_once("anthropic_key_missing") {
                     warn!(
-                        link = link.as_deref().unwrap_or("the Secrets tab of the platform's settings"),
+                        link = link
+                            .as_deref()
+                            .unwrap_or("the Secrets tab of the platform's settings"),
                         "the vault has no ANTHROPIC_API_KEY, so the platform withholds the bundle: no \
                          jobs are claimed. Add the key in the Secrets tab; the runner goes online by \
                          itself within a minute"
@@ -257,7 +261,10 @@ impl Refresher {
         if !holding {
             self.go_offline(OfflineReason::Unreachable);
         }
-        let delay = self.backoff.next_delay().max(err.retry_after().unwrap_or_default());
+        let delay = self
+            .backoff
+            .next_delay()
+            .max(err.retry_after().unwrap_or_default());
         let attempt = self.backoff.attempts();
         let error = format!("{err:#}");
         if holding {

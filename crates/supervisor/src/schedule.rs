@@ -61,6 +61,7 @@ pub fn draw() -> f64 {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use time::macros::datetime;
 
@@ -91,12 +92,24 @@ mod tests {
             // Expiring in 8 min (< 2 × lead): at half the remaining lifetime.
             (Some(datetime!(2026-12-03 12:08 UTC)), 0.0, mins(4)),
             // Expiring in 2 s: at half, but never under the minimum.
-            (Some(datetime!(2026-12-03 12:00:02 UTC)), 0.0, Duration::from_secs(1)),
+            (
+                Some(datetime!(2026-12-03 12:00:02 UTC)),
+                0.0,
+                Duration::from_secs(1),
+            ),
             // Already expired: the minimum, not a delay in the past.
-            (Some(datetime!(2026-12-03 11:00 UTC)), 0.0, Duration::from_secs(1)),
+            (
+                Some(datetime!(2026-12-03 11:00 UTC)),
+                0.0,
+                Duration::from_secs(1),
+            ),
         ];
         for (expiry, jitter, want) in table {
-            assert_eq!(s.next_refresh(now, expiry, jitter), want, "{expiry:?} {jitter}");
+            assert_eq!(
+                s.next_refresh(now, expiry, jitter),
+                want,
+                "{expiry:?} {jitter}"
+            );
         }
     }
 
@@ -110,7 +123,10 @@ mod tests {
         };
         for _ in 0..1000 {
             let d = s.next_refresh(now, None, draw());
-            assert!(d >= Duration::from_millis(900) && d <= Duration::from_millis(1100), "{d:?}");
+            assert!(
+                d >= Duration::from_millis(900) && d <= Duration::from_millis(1100),
+                "{d:?}"
+            );
         }
     }
 }

@@ -22,7 +22,12 @@ async fn platform_with_runner(refresh_after_s: u64) -> (TestPlatform, String, Ru
         .start()
         .await;
     platform
-        .put_secret_kind("ANTHROPIC_API_KEY", &canary("KEY"), SecretKind::Anthropic, Scope::Org)
+        .put_secret_kind(
+            "ANTHROPIC_API_KEY",
+            &canary("KEY"),
+            SecretKind::Anthropic,
+            Scope::Org,
+        )
         .await;
     let (id, token) = platform
         .create_runner("core-test", 2, Backend::AnthropicApi)
@@ -52,7 +57,10 @@ async fn the_runner_goes_online_with_the_bundle_and_readyz_says_so() {
     assert_eq!(r.readyz().await, (200, "online\n".to_owned()));
     let metrics = r.metrics_text().await;
     assert!(metrics.contains("spedy_runner_online 1"), "{metrics}");
-    assert!(metrics.contains("spedy_runner_refreshes_total 1"), "{metrics}");
+    assert!(
+        metrics.contains("spedy_runner_refreshes_total 1"),
+        "{metrics}"
+    );
     r.stop().await;
 }
 
@@ -70,7 +78,10 @@ async fn an_unreachable_platform_at_start_backs_off_then_the_runner_comes_online
     let (status, body) = r.readyz().await;
     assert_eq!((status, body.as_str()), (503, "unreachable\n"));
     let failures = r.metrics.refresh_failures("connect");
-    assert!((2..=20).contains(&failures), "{failures} connect failures in 400 ms");
+    assert!(
+        (2..=20).contains(&failures),
+        "{failures} connect failures in 400 ms"
+    );
     platform.resume().await;
     r.wait("online after the platform appeared", RunnerState::is_online)
         .await;
@@ -84,7 +95,11 @@ async fn a_refresh_that_gets_a_5xx_garbage_or_an_oversized_body_keeps_the_last_g
     let proxy = BadProxy::start(&platform.url()).await;
     let interval = Some(Duration::from_millis(100));
     let mut r = Refreshing::start(&proxy.url, token, LocalSources::default(), interval).await;
-    let first = r.wait("online", RunnerState::is_online).await.online().expect("online");
+    let first = r
+        .wait("online", RunnerState::is_online)
+        .await
+        .online()
+        .expect("online");
     for (mode, reason) in [
         (Mode::ServerError, "server_error"),
         (Mode::Garbage, "protocol"),
@@ -93,7 +108,10 @@ async fn a_refresh_that_gets_a_5xx_garbage_or_an_oversized_body_keeps_the_last_g
         proxy.set(mode);
         let start = tokio::time::Instant::now();
         while r.metrics.refresh_failures(reason) < 2 {
-            assert!(start.elapsed() < core_support::PATIENCE, "{reason} never counted");
+            assert!(
+                start.elapsed() < core_support::PATIENCE,
+                "{reason} never counted"
+            );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         let now = r.state.borrow().online().expect("still online");
@@ -101,7 +119,9 @@ async fn a_refresh_that_gets_a_5xx_garbage_or_an_oversized_body_keeps_the_last_g
         assert_eq!(r.readyz().await.0, 200, "{reason}: still ready");
         let metrics = r.metrics_text().await;
         assert!(
-            metrics.contains(&format!("spedy_runner_refresh_failures_total{{reason=\"{reason}\"}}")),
+            metrics.contains(&format!(
+                "spedy_runner_refresh_failures_total{{reason=\"{reason}\"}}"
+            )),
             "{metrics}"
         );
     }
@@ -109,7 +129,10 @@ async fn a_refresh_that_gets_a_5xx_garbage_or_an_oversized_body_keeps_the_last_g
     let calls = proxy.bootstrap_calls();
     let start = tokio::time::Instant::now();
     while proxy.bootstrap_calls() < calls + 2 {
-        assert!(start.elapsed() < core_support::PATIENCE, "no refresh after recovery");
+        assert!(
+            start.elapsed() < core_support::PATIENCE,
+            "no refresh after recovery"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     assert!(r.state.borrow().is_online());
@@ -122,7 +145,11 @@ async fn a_401_drops_the_bundle_stops_readiness_and_a_valid_token_brings_it_back
     let proxy = BadProxy::start(&platform.url()).await;
     let interval = Some(Duration::from_millis(100));
     let mut r = Refreshing::start(&proxy.url, token, LocalSources::default(), interval).await;
-    let online = r.wait("online", RunnerState::is_online).await.online().expect("online");
+    let online = r
+        .wait("online", RunnerState::is_online)
+        .await
+        .online()
+        .expect("online");
     let weak = Arc::downgrade(&online.bundle);
     drop(online);
     proxy.set(Mode::Unauthorized);
@@ -130,7 +157,10 @@ async fn a_401_drops_the_bundle_stops_readiness_and_a_valid_token_brings_it_back
         matches!(s, RunnerState::Offline(OfflineReason::InvalidToken))
     })
     .await;
-    assert!(weak.upgrade().is_none(), "the bundle was dropped (and zeroized)");
+    assert!(
+        weak.upgrade().is_none(),
+        "the bundle was dropped (and zeroized)"
+    );
     assert_eq!(r.readyz().await, (503, "invalid_token\n".to_owned()));
     assert!(r.metrics_text().await.contains("spedy_runner_online 0"));
     // Keeps checking (every 100 ms here, 5 minutes by default).
@@ -166,20 +196,32 @@ async fn a_key_removed_from_the_vault_gates_the_runner_and_adding_it_back_brings
     platform.delete_secret("ANTHROPIC_API_KEY").await;
     let gated = r
         .wait("offline: key missing", |s| {
-            matches!(s, RunnerState::Offline(OfflineReason::AnthropicKeyMissing { .. }))
+            matches!(
+                s,
+                RunnerState::Offline(OfflineReason::AnthropicKeyMissing { .. })
+            )
         })
         .await;
     let RunnerState::Offline(OfflineReason::AnthropicKeyMissing { link }) = gated else {
         unreachable!()
     };
-    assert!(link.is_some_and(|l| l.contains("secrets")), "the deep link is kept");
-    assert_eq!(r.readyz().await, (503, "anthropic_key_missing\n".to_owned()));
+    assert!(
+        link.is_some_and(|l| l.contains("secrets")),
+        "the deep link is kept"
+    );
+    assert_eq!(
+        r.readyz().await,
+        (503, "anthropic_key_missing\n".to_owned())
+    );
     let key = canary("NEWKEY");
     platform
         .put_secret_kind("ANTHROPIC_API_KEY", &key, SecretKind::Anthropic, Scope::Org)
         .await;
     let back = r.wait("online again", RunnerState::is_online).await;
-    assert_eq!(value_of(&back, "ANTHROPIC_API_KEY").as_deref(), Some(key.as_str()));
+    assert_eq!(
+        value_of(&back, "ANTHROPIC_API_KEY").as_deref(),
+        Some(key.as_str())
+    );
     r.stop().await;
 }
 
@@ -190,18 +232,41 @@ async fn a_rotated_secret_reaches_the_next_snapshot_within_one_refresh_interval(
     let old = canary("OLD");
     platform.put_secret("ROTATED_VAR", &old, Scope::Org).await;
     let mut r = Refreshing::start(&platform.url(), token, LocalSources::default(), None).await;
-    let s = r.wait("online with the old value", |s| value_of(s, "ROTATED_VAR").as_deref() == Some(old.as_str())).await;
+    let s = r
+        .wait("online with the old value", |s| {
+            value_of(s, "ROTATED_VAR").as_deref() == Some(old.as_str())
+        })
+        .await;
     let before = s.online().expect("online");
     let new = canary("NEW");
     platform.put_secret("ROTATED_VAR", &new, Scope::Org).await;
     let rotated_at = tokio::time::Instant::now();
-    r.wait("the new value", |s| value_of(s, "ROTATED_VAR").as_deref() == Some(new.as_str()))
-        .await;
+    r.wait("the new value", |s| {
+        value_of(s, "ROTATED_VAR").as_deref() == Some(new.as_str())
+    })
+    .await;
     // One interval (1 s ± 10%) plus the bootstrap itself.
-    assert!(rotated_at.elapsed() < Duration::from_millis(2500), "{:?}", rotated_at.elapsed());
-    let before_value = before.bundle.entries().iter().find(|e| e.env == "ROTATED_VAR").map(|e| e.value.expose_secret().to_owned());
-    assert_eq!(before_value.as_deref(), Some(old.as_str()), "an earlier snapshot keeps its values");
-    assert!(r.metrics_text().await.contains("spedy_runner_bundle_version_changes_total 1"));
+    assert!(
+        rotated_at.elapsed() < Duration::from_millis(2500),
+        "{:?}",
+        rotated_at.elapsed()
+    );
+    let before_value = before
+        .bundle
+        .entries()
+        .iter()
+        .find(|e| e.env == "ROTATED_VAR")
+        .map(|e| e.value.expose_secret().to_owned());
+    assert_eq!(
+        before_value.as_deref(),
+        Some(old.as_str()),
+        "an earlier snapshot keeps its values"
+    );
+    assert!(
+        r.metrics_text()
+            .await
+            .contains("spedy_runner_bundle_version_changes_total 1")
+    );
     r.stop().await;
 }
 
@@ -232,13 +297,19 @@ async fn a_local_value_shadows_the_platform_and_is_logged_once_by_name_only() {
     let vault_value = canary("VAULT");
     let local_value = canary("LOCAL");
     let env_value = canary("PROCESS");
-    platform.put_secret("SHADOWED_VAR", &vault_value, Scope::Org).await;
+    platform
+        .put_secret("SHADOWED_VAR", &vault_value, Scope::Org)
+        .await;
     let text = format!("SPEDY_POOL_SIZE=2\nSHADOWED_VAR={local_value}\n");
-    let dotenv = dotenv::parse(&text, std::path::Path::new("/test/.env"), |_| None).expect("parses");
+    let dotenv =
+        dotenv::parse(&text, std::path::Path::new("/test/.env"), |_| None).expect("parses");
     let local = LocalSources {
         dotenv,
         process_env: vec![
-            ("GITHUB_TOKEN".into(), SecretString::from(env_value.as_str())),
+            (
+                "GITHUB_TOKEN".into(),
+                SecretString::from(env_value.as_str()),
+            ),
             ("UNRELATED".into(), SecretString::from("not an override")),
         ],
     };
@@ -253,13 +324,25 @@ async fn a_local_value_shadows_the_platform_and_is_logged_once_by_name_only() {
     let _guard = tracing::subscriber::set_default(subscriber);
     let interval = Some(Duration::from_millis(100));
     let mut r = Refreshing::start(&platform.url(), token, local, interval).await;
-    let online = r.wait("online", RunnerState::is_online).await.online().expect("online");
+    let online = r
+        .wait("online", RunnerState::is_online)
+        .await
+        .online()
+        .expect("online");
     let names: Vec<_> = online.overrides.names();
-    assert_eq!(names, ["GITHUB_TOKEN", "SHADOWED_VAR"], "SPEDY_* and unrelated env are not overrides");
+    assert_eq!(
+        names,
+        ["GITHUB_TOKEN", "SHADOWED_VAR"],
+        "SPEDY_* and unrelated env are not overrides"
+    );
     // Let a few refreshes pass: the shadowing is logged once.
     tokio::time::sleep(Duration::from_millis(400)).await;
     let log = String::from_utf8(captured.0.lock().expect("lock").clone()).expect("utf-8");
-    assert_eq!(log.matches("shadows the platform's SHADOWED_VAR").count(), 1, "{log}");
+    assert_eq!(
+        log.matches("shadows the platform's SHADOWED_VAR").count(),
+        1,
+        "{log}"
+    );
     for value in [&vault_value, &local_value, &env_value] {
         assert_absent("the runner's log", log.as_bytes(), &[value]);
     }

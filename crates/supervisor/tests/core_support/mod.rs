@@ -94,7 +94,11 @@ impl Refreshing {
     }
 
     /// Waits until the state satisfies `pred`; fails the test after [`PATIENCE`].
-    pub async fn wait(&mut self, what: &str, pred: impl FnMut(&RunnerState) -> bool) -> RunnerState {
+    pub async fn wait(
+        &mut self,
+        what: &str,
+        pred: impl FnMut(&RunnerState) -> bool,
+    ) -> RunnerState {
         let waited = tokio::time::timeout(PATIENCE, self.state.wait_for(pred))
             .await
             .map(|r| r.map(|s| s.clone()));
