@@ -95,6 +95,7 @@ pub(crate) fn fnv64(bytes: &[u8]) -> u64 {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use secrecy::SecretString;
 

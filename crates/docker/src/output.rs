@@ -189,6 +189,7 @@ impl Pump {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use bytes::Bytes;
     use secrecy::SecretString;

@@ -38,9 +38,10 @@
 //! is back.
 
 use std::collections::HashMap;
+use std::pin::Pin;
 use std::time::{Duration, Instant};
 
-use bollard::container::AttachContainerResults;
+use bollard::container::{AttachContainerResults, LogOutput};
 use bollard::errors::Error as DockerError;
 use bollard::models::{ContainerCreateBody, HostConfig, HostConfigLogConfig, ImageInspect};
 use bollard::query_parameters::{
@@ -48,7 +49,7 @@ use bollard::query_parameters::{
     InspectContainerOptions, KillContainerOptionsBuilder, StartContainerOptions,
     UploadToContainerOptionsBuilder,
 };
-use futures_util::StreamExt;
+use futures_util::{Stream, StreamExt};
 use secrecy::ExposeSecret;
 use spedy_api::{FinalStatus, LogChunk};
 use tokio::io::AsyncWriteExt;
@@ -93,6 +94,9 @@ fn settle(step: Step<Outcome>) -> Result<Outcome, Error> {
         Err(Stop::Engine(e)) => Err(e),
     }
 }
+
+/// The attach stream of a container.
+type Frames = Pin<Box<dyn Stream<Item = Result<LogOutput, DockerError>> + Send>>;
 
 /// How the output pump ended.
 enum End {
@@ -216,73 +220,16 @@ impl Engine {
         cancel: &CancellationToken,
         started: Option<oneshot::Sender<String>>,
     ) -> Step<Outcome> {
-        let stdin = spec.injection == Injection::Stdin;
-        let options = AttachContainerOptionsBuilder::new()
-            .stream(true)
-            // Not `logs`: the log driver is `none`, which cannot replay, and
-            // dockerd then ends the attach at once (with stdin never wired).
-            // Attaching before start loses nothing anyway.
-            .logs(false)
-            .stdin(stdin)
-            .stdout(true)
-            .stderr(true)
-            .build();
-        let AttachContainerResults {
-            mut output,
-            mut input,
-        } = self
-            .docker
-            .attach_container(id, Some(options))
-            .await
-            .map_err(|e| classify("attach", e, "could not attach to the job's container"))?;
-        if cancel.is_cancelled() {
+        let Some((mut output, started_at)) = self.launch(id, spec, cancel).await? else {
             return Ok(Outcome::cancelled_before_start());
-        }
-        self.docker
-            .start_container(id, None::<StartContainerOptions>)
-            .await
-            .map_err(|e| classify("start", e, "could not start the job's container"))?;
-        let started_at = Instant::now();
-        if stdin {
-            let frame = handoff::encode(&spec.secrets);
-            let handed = async {
-                input.write_all(&frame).await?;
-                input.flush().await?;
-                input.shutdown().await
-            };
-            if let Err(e) = handed.await {
-                tracing::warn!(error = %e, "could not hand the secrets over on stdin");
-            }
-        }
-        drop(input);
+        };
         if let Some(started) = started {
             let _ = started.send(id.to_owned());
         }
         let mut pump = Pump::new(out, &spec.redactor);
-        let end = {
-            let drain = pump.run(&mut output);
-            tokio::pin!(drain);
-            let deadline = tokio::time::Instant::from_std(started_at + spec.timeout);
-            let end = tokio::select! {
-                biased;
-                r = &mut drain => { log_stream_end(r); End::Exited }
-                () = cancel.cancelled() => End::Stopped(FinalStatus::Cancelled),
-                () = tokio::time::sleep_until(deadline) => End::Stopped(FinalStatus::TimedOut),
-            };
-            if let End::Stopped(why) = end {
-                tracing::info!(status = %why, "stopping the job's container");
-                let patience = spec.stop_grace + DRAIN_PATIENCE;
-                let (_, drained) = tokio::join!(
-                    self.stop(id, spec.stop_grace),
-                    tokio::time::timeout(patience, &mut drain)
-                );
-                match drained {
-                    Ok(r) => log_stream_end(r),
-                    Err(_) => tracing::warn!("the job's last output was not delivered in time"),
-                }
-            }
-            end
-        };
+        let end = self
+            .follow(id, spec, &mut pump, &mut output, cancel, started_at)
+            .await;
         let code = self.exit_code(id).await?;
         let duration = started_at.elapsed();
         let report = pump.into_report();
@@ -299,6 +246,89 @@ impl Engine {
             duration,
             error,
         })
+    }
+
+    /// Attaches, starts, and hands the secrets over on the `stdin` path.
+    /// `None` when the job was cancelled before the start.
+    async fn launch(
+        &self,
+        id: &str,
+        spec: &RunSpec,
+        cancel: &CancellationToken,
+    ) -> Step<Option<(Frames, Instant)>> {
+        let stdin = spec.injection == Injection::Stdin;
+        let options = AttachContainerOptionsBuilder::new()
+            .stream(true)
+            // Not `logs`: the log driver is `none`, which cannot replay, and
+            // dockerd then ends the attach at once (with stdin never wired).
+            // Attaching before start loses nothing anyway.
+            .logs(false)
+            .stdin(stdin)
+            .stdout(true)
+            .stderr(true)
+            .build();
+        let AttachContainerResults { output, mut input } = self
+            .docker
+            .attach_container(id, Some(options))
+            .await
+            .map_err(|e| classify("attach", e, "could not attach to the job's container"))?;
+        if cancel.is_cancelled() {
+            return Ok(None);
+        }
+        self.docker
+            .start_container(id, None::<StartContainerOptions>)
+            .await
+            .map_err(|e| classify("start", e, "could not start the job's container"))?;
+        let started_at = Instant::now();
+        if stdin {
+            let frame = handoff::encode(&spec.secrets);
+            let handed = async {
+                input.write_all(&frame).await?;
+                input.flush().await?;
+                // Half-close: with `stdin_once`, dockerd then closes the
+                // container's stdin, and the job sees EOF after the frame.
+                input.shutdown().await
+            };
+            if let Err(e) = handed.await {
+                tracing::warn!(error = %e, "could not hand the secrets over on stdin");
+            }
+        }
+        Ok(Some((output, started_at)))
+    }
+
+    /// Pumps the output until the container exits, or until a cancel or the
+    /// timeout; then stops it and lets the pump deliver what is left.
+    async fn follow(
+        &self,
+        id: &str,
+        spec: &RunSpec,
+        pump: &mut Pump,
+        output: &mut Frames,
+        cancel: &CancellationToken,
+        started_at: Instant,
+    ) -> End {
+        let drain = pump.run(output);
+        tokio::pin!(drain);
+        let deadline = tokio::time::Instant::from_std(started_at + spec.timeout);
+        let end = tokio::select! {
+            biased;
+            r = &mut drain => { log_stream_end(r); End::Exited }
+            () = cancel.cancelled() => End::Stopped(FinalStatus::Cancelled),
+            () = tokio::time::sleep_until(deadline) => End::Stopped(FinalStatus::TimedOut),
+        };
+        if let End::Stopped(why) = end {
+            tracing::info!(status = %why, "stopping the job's container");
+            let patience = spec.stop_grace + DRAIN_PATIENCE;
+            let (_, drained) = tokio::join!(
+                self.stop(id, spec.stop_grace),
+                tokio::time::timeout(patience, &mut drain)
+            );
+            match drained {
+                Ok(r) => log_stream_end(r),
+                Err(_) => tracing::warn!("the job's last output was not delivered in time"),
+            }
+        }
+        end
     }
 
     /// SIGTERM, up to `grace` for the container to exit, then SIGKILL.
@@ -506,6 +536,7 @@ pub(crate) fn short(id: &str) -> &str {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

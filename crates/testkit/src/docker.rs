@@ -6,7 +6,10 @@
 //! [`probe_image`] and [`image_with_entrypoint`] (built through bollard's build
 //! API from an in-memory tar; no registry is ever contacted), the unique
 //! runner id every test labels its containers with, and
-//! [`containers_with_label`] / [`assert_no_containers`] / [`remove_containers`].
+//! [`containers_with_label`] / [`assert_no_containers`] / [`remove_containers`],
+//! and the two looks a secret-handling test needs: [`inspect_raw`] (the
+//! engine's own `docker inspect` JSON) and [`engine_files_containing`] (the
+//! engine's and the runtime's files for one container).
 //!
 //! # Images
 //! The probe (`crates/probe`) is compiled static by this crate's build script
@@ -216,6 +219,143 @@ pub async fn remove_containers(runner_id: &str) -> usize {
         let _ = docker.remove_container(id, Some(options)).await;
     }
     ids.len()
+}
+
+/// The engine's own JSON for container `id` (what `docker inspect` prints),
+/// read raw over the engine's socket rather than through bollard's model,
+/// which drops fields it does not know.
+///
+/// # Panics
+/// When the engine cannot be reached or answers with an error.
+pub async fn inspect_raw(id: &str) -> Vec<u8> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let host = std::env::var("DOCKER_HOST")
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "unix:///var/run/docker.sock".into());
+    let request = format!("GET /containers/{id}/json HTTP/1.0\r\nHost: docker\r\n\r\n");
+    let mut response = Vec::new();
+    if let Some(path) = host.strip_prefix("unix://") {
+        let mut s = tokio::net::UnixStream::connect(path)
+            .await
+            .expect("connecting to the engine socket");
+        s.write_all(request.as_bytes())
+            .await
+            .expect("writing to the engine");
+        s.read_to_end(&mut response)
+            .await
+            .expect("reading from the engine");
+    } else {
+        let addr = host
+            .trim_start_matches("tcp://")
+            .trim_start_matches("http://");
+        let mut s = tokio::net::TcpStream::connect(addr)
+            .await
+            .expect("connecting to the engine");
+        s.write_all(request.as_bytes())
+            .await
+            .expect("writing to the engine");
+        s.read_to_end(&mut response)
+            .await
+            .expect("reading from the engine");
+    }
+    let head_end = response
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("an HTTP response from the engine");
+    let status = String::from_utf8_lossy(&response[..head_end]).into_owned();
+    assert!(
+        status.starts_with("HTTP/1.0 200") || status.starts_with("HTTP/1.1 200"),
+        "inspect of {id} failed: {status}"
+    );
+    response.split_off(head_end + 4)
+}
+
+/// What [`engine_files_containing`] found.
+#[derive(Debug, Default)]
+pub struct FileScan {
+    /// The folders scanned.
+    pub dirs: Vec<std::path::PathBuf>,
+    /// How many regular files were read.
+    pub files: usize,
+    /// The files that contain the needle.
+    pub leaks: Vec<std::path::PathBuf>,
+}
+
+/// Scans the files the engine keeps for container `id`
+/// (`<DockerRootDir>/containers/<id>/`) and the runtime's bundle for it
+/// (a folder named `<id>` under `/run/docker/containerd` or `/run/containerd`,
+/// its `rootfs` excluded) for `needle`. `Err` says why they cannot be read
+/// (not root, a remote engine), so a test can print it instead of passing.
+pub async fn engine_files_containing(id: &str, needle: &[u8]) -> Result<FileScan, String> {
+    let docker = require_engine().await;
+    let host = std::env::var("DOCKER_HOST").unwrap_or_default();
+    if !host.is_empty() && !host.starts_with("unix://") {
+        return Err(format!("the engine is not local (DOCKER_HOST={host})"));
+    }
+    let info = docker
+        .info()
+        .await
+        .map_err(|e| format!("docker info failed: {e}"))?;
+    let root = info
+        .docker_root_dir
+        .unwrap_or_else(|| "/var/lib/docker".into());
+    let (id, needle) = (id.to_owned(), needle.to_vec());
+    tokio::task::spawn_blocking(move || {
+        let mut scan = FileScan::default();
+        let own = std::path::Path::new(&root).join("containers").join(&id);
+        scan_files(&own, &needle, &mut scan)?;
+        scan.dirs.push(own);
+        for runtime in ["/run/docker/containerd", "/run/containerd"] {
+            for dir in dirs_named(std::path::Path::new(runtime), &id, 6) {
+                scan_files(&dir, &needle, &mut scan)?;
+                scan.dirs.push(dir);
+            }
+        }
+        Ok(scan)
+    })
+    .await
+    .expect("the scan task does not panic")
+}
+
+fn scan_files(dir: &std::path::Path, needle: &[u8], scan: &mut FileScan) -> Result<(), String> {
+    let entries =
+        std::fs::read_dir(dir).map_err(|e| format!("cannot read {}: {e}", dir.display()))?;
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let Ok(meta) = std::fs::symlink_metadata(&path) else {
+            continue;
+        };
+        if meta.is_dir() && entry.file_name() != "rootfs" {
+            scan_files(&path, needle, scan)?;
+        } else if meta.is_file() {
+            let bytes =
+                std::fs::read(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+            scan.files += 1;
+            if bytes.windows(needle.len()).any(|w| w == needle) {
+                scan.leaks.push(path);
+            }
+        }
+    }
+    Ok(())
+}
+
+fn dirs_named(root: &std::path::Path, name: &str, depth: usize) -> Vec<std::path::PathBuf> {
+    let mut found = Vec::new();
+    let Ok(entries) = std::fs::read_dir(root) else {
+        return found;
+    };
+    for entry in entries.flatten() {
+        if !entry.file_type().is_ok_and(|t| t.is_dir()) {
+            continue;
+        }
+        if entry.file_name() == name {
+            found.push(entry.path());
+        } else if depth > 0 && entry.file_name() != "rootfs" {
+            found.extend(dirs_named(&entry.path(), name, depth - 1));
+        }
+    }
+    found
 }
 
 #[cfg(test)]

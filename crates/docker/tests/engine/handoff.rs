@@ -22,7 +22,11 @@ async fn look_while_running(
     runner: &str,
     job: RunSpec,
     needle: &str,
-) -> (String, Vec<u8>, Result<spedy_testkit::docker::FileScan, String>) {
+) -> (
+    String,
+    Vec<u8>,
+    Result<spedy_testkit::docker::FileScan, String>,
+) {
     let (tx, mut rx) = mpsc::channel(16);
     let cancel = CancellationToken::new();
     let running = tokio::spawn({
@@ -39,7 +43,10 @@ async fn look_while_running(
     while let Some(c) = rx.recv().await {
         seen.push(c);
     }
-    let outcome = running.await.expect("no panic").expect("the engine answers");
+    let outcome = running
+        .await
+        .expect("no panic")
+        .expect("the engine answers");
     assert_eq!(outcome.status, FinalStatus::Cancelled);
     (stdout(&seen), inspect, files)
 }
@@ -48,21 +55,55 @@ async fn look_while_running(
 async fn the_job_sees_its_secret_while_docker_inspect_and_the_engines_files_never_hold_it() {
     let (engine, image, runner) = (engine().await, probe_image().await, unique_runner_id());
     let value = canary("handoff");
-    let mut job = spec(&runner, &image, &["probe", "echo", "ANTHROPIC_API_KEY", "names", "print", "ready", "sleep", "30000"]);
-    job.secrets = secrets(&[("ANTHROPIC_API_KEY", &value), ("GITHUB_TOKEN", "ghp_second_value_1")]);
+    let mut job = spec(
+        &runner,
+        &image,
+        &[
+            "probe",
+            "echo",
+            "ANTHROPIC_API_KEY",
+            "names",
+            "print",
+            "ready",
+            "sleep",
+            "30000",
+        ],
+    );
+    job.secrets = secrets(&[
+        ("ANTHROPIC_API_KEY", &value),
+        ("GITHUB_TOKEN", "ghp_second_value_1"),
+    ]);
     job.env.insert("SPEDY_JOB_KIND".into(), "plain".into());
     let (out, inspect, files) = look_while_running(&engine, &runner, job, &value).await;
 
-    assert!(out.contains(&format!("ANTHROPIC_API_KEY={value}\n")), "{out}");
-    for name in ["ANTHROPIC_API_KEY\n", "GITHUB_TOKEN\n", "SPEDY_JOB_KIND\n", "PATH\n"] {
+    assert!(
+        out.contains(&format!("ANTHROPIC_API_KEY={value}\n")),
+        "{out}"
+    );
+    for name in [
+        "ANTHROPIC_API_KEY\n",
+        "GITHUB_TOKEN\n",
+        "SPEDY_JOB_KIND\n",
+        "PATH\n",
+    ] {
         assert!(out.contains(name), "{name} missing from {out}");
     }
-    assert_absent("docker inspect of the running container", &inspect, &[&value, "ghp_second_value_1"]);
+    assert_absent(
+        "docker inspect of the running container",
+        &inspect,
+        &[&value, "ghp_second_value_1"],
+    );
     let inspect_text = String::from_utf8_lossy(&inspect);
-    assert!(inspect_text.contains("SPEDY_JOB_KIND=plain"), "the non-secret env is in the config");
+    assert!(
+        inspect_text.contains("SPEDY_JOB_KIND=plain"),
+        "the non-secret env is in the config"
+    );
     match files {
         Ok(scan) => {
-            println!("engine files checked: {} files in {:?}", scan.files, scan.dirs);
+            println!(
+                "engine files checked: {} files in {:?}",
+                scan.files, scan.dirs
+            );
             assert!(scan.files > 0, "config.v2.json at least");
             assert!(scan.leaks.is_empty(), "canary found in {:?}", scan.leaks);
         }
@@ -75,17 +116,38 @@ async fn the_job_sees_its_secret_while_docker_inspect_and_the_engines_files_neve
 async fn on_the_env_path_the_job_sees_its_secret_and_docker_inspect_shows_it_as_documented() {
     let (engine, image, runner) = (engine().await, probe_image().await, unique_runner_id());
     let value = canary("envpath");
-    let mut job = spec(&runner, &image, &["probe", "echo", "ANTHROPIC_API_KEY", "print", "ready", "sleep", "30000"]);
+    let mut job = spec(
+        &runner,
+        &image,
+        &[
+            "probe",
+            "echo",
+            "ANTHROPIC_API_KEY",
+            "print",
+            "ready",
+            "sleep",
+            "30000",
+        ],
+    );
     job.secrets = secrets(&[("ANTHROPIC_API_KEY", &value)]);
     job.injection = Injection::Env;
     let (out, inspect, files) = look_while_running(&engine, &runner, job, &value).await;
-    assert!(out.contains(&format!("ANTHROPIC_API_KEY={value}\n")), "{out}");
+    assert!(
+        out.contains(&format!("ANTHROPIC_API_KEY={value}\n")),
+        "{out}"
+    );
     let inspect = String::from_utf8_lossy(&inspect);
-    assert!(inspect.contains(&format!("ANTHROPIC_API_KEY={value}")), "the env path is visible");
+    assert!(
+        inspect.contains(&format!("ANTHROPIC_API_KEY={value}")),
+        "the env path is visible"
+    );
     assert!(!inspect.contains("/.spedy/init"), "no init on the env path");
     if let Ok(scan) = files {
         println!("env path, files holding the value: {:?}", scan.leaks);
-        assert!(!scan.leaks.is_empty(), "dockerd keeps Env in config.v2.json");
+        assert!(
+            !scan.leaks.is_empty(),
+            "dockerd keeps Env in config.v2.json"
+        );
     }
     assert_no_containers(&runner).await;
 }
@@ -93,7 +155,11 @@ async fn on_the_env_path_the_job_sees_its_secret_and_docker_inspect_shows_it_as_
 #[tokio::test]
 async fn the_images_own_entrypoint_and_cmd_run_when_the_job_names_no_command() {
     let (engine, runner) = (engine().await, unique_runner_id());
-    let image = image_with_entrypoint(&["/bin/probe", "print", "from-entrypoint"], &["echo", "ANTHROPIC_API_KEY"]).await;
+    let image = image_with_entrypoint(
+        &["/bin/probe", "print", "from-entrypoint"],
+        &["echo", "ANTHROPIC_API_KEY"],
+    )
+    .await;
     let value = canary("entrypoint");
     for injection in [Injection::Stdin, Injection::Env] {
         let mut job = spec(&runner, &image, &[]);
@@ -101,15 +167,31 @@ async fn the_images_own_entrypoint_and_cmd_run_when_the_job_names_no_command() {
         job.injection = injection;
         job.secrets = secrets(&[("ANTHROPIC_API_KEY", &value)]);
         let (outcome, chunks) = run(&engine, job).await;
-        assert_eq!(outcome.expect("engine").status, FinalStatus::Succeeded, "{injection}");
-        assert_eq!(stdout(&chunks), format!("from-entrypoint\nANTHROPIC_API_KEY={value}\n"), "{injection}");
+        assert_eq!(
+            outcome.expect("engine").status,
+            FinalStatus::Succeeded,
+            "{injection}"
+        );
+        assert_eq!(
+            stdout(&chunks),
+            format!("from-entrypoint\nANTHROPIC_API_KEY={value}\n"),
+            "{injection}"
+        );
 
         // A job command replaces CMD and keeps ENTRYPOINT, as `docker run` does.
         let mut job = spec(&runner, &image, &["print", "from-job"]);
         job.injection = injection;
         let (outcome, chunks) = run(&engine, job).await;
-        assert_eq!(outcome.expect("engine").status, FinalStatus::Succeeded, "{injection}");
-        assert_eq!(stdout(&chunks), "from-entrypoint\nfrom-job\n", "{injection}");
+        assert_eq!(
+            outcome.expect("engine").status,
+            FinalStatus::Succeeded,
+            "{injection}"
+        );
+        assert_eq!(
+            stdout(&chunks),
+            "from-entrypoint\nfrom-job\n",
+            "{injection}"
+        );
     }
     assert_no_containers(&runner).await;
 }
@@ -138,7 +220,11 @@ async fn an_image_with_only_cmd_runs_it_and_an_image_with_nothing_to_run_is_a_jo
 async fn values_with_newlines_quotes_equals_signs_and_unicode_arrive_byte_for_byte() {
     let (engine, image, runner) = (engine().await, probe_image().await, unique_runner_id());
     let tricky = "line1\nline2 \"quoted\" a=b 'single' é ✓ \\back";
-    let mut job = spec(&runner, &image, &["probe", "echo", "TRICKY", "echo", "EMPTY"]);
+    let mut job = spec(
+        &runner,
+        &image,
+        &["probe", "echo", "TRICKY", "echo", "EMPTY"],
+    );
     job.secrets = secrets(&[("TRICKY", tricky), ("EMPTY", "")]);
     let (outcome, chunks) = run(&engine, job).await;
     assert_eq!(outcome.expect("engine").status, FinalStatus::Succeeded);

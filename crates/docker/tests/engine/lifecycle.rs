@@ -15,7 +15,11 @@ use crate::support::{engine, run, run_with, spec, stdout, text, wait_for};
 #[tokio::test]
 async fn a_job_that_exits_zero_succeeds_and_its_streams_arrive_separately() {
     let (engine, image, runner) = (engine().await, probe_image().await, unique_runner_id());
-    let job = spec(&runner, &image, &["probe", "print", "to stdout", "eprint", "to stderr"]);
+    let job = spec(
+        &runner,
+        &image,
+        &["probe", "print", "to stdout", "eprint", "to stderr"],
+    );
     let (outcome, chunks) = run(&engine, job).await;
     let outcome = outcome.expect("the engine answers");
     assert_eq!(outcome.status, FinalStatus::Succeeded, "{outcome:?}");
@@ -34,7 +38,11 @@ async fn a_non_zero_exit_code_is_a_failed_job_with_that_code_on_both_injection_p
         job.injection = injection;
         let (outcome, chunks) = run(&engine, job).await;
         let outcome = outcome.expect("the engine answers");
-        assert_eq!(outcome.status, FinalStatus::Failed, "{injection}: {outcome:?}");
+        assert_eq!(
+            outcome.status,
+            FinalStatus::Failed,
+            "{injection}: {outcome:?}"
+        );
         assert_eq!(outcome.exit_code, Some(3), "{injection}");
         assert_eq!(stdout(&chunks), "bye\n", "{injection}");
     }
@@ -50,25 +58,44 @@ async fn a_missing_image_that_cannot_be_pulled_is_a_job_error_and_the_next_job_r
     assert_eq!(outcome.status, FinalStatus::Error, "{outcome:?}");
     assert_eq!(outcome.exit_code, None);
     let message = outcome.error.expect("an error message");
-    assert!(message.contains(missing) && message.contains("could not be pulled"), "{message}");
+    assert!(
+        message.contains(missing) && message.contains("could not be pulled"),
+        "{message}"
+    );
     println!("missing image: {message}");
     assert!(chunks.is_empty());
     let (next, _) = run(&engine, spec(&runner, &image, &["probe", "exit", "0"])).await;
-    assert_eq!(next.expect("the engine answers").status, FinalStatus::Succeeded);
+    assert_eq!(
+        next.expect("the engine answers").status,
+        FinalStatus::Succeeded
+    );
     assert_no_containers(&runner).await;
 }
 
 #[tokio::test]
-async fn a_command_that_is_not_executable_or_missing_fails_with_a_clear_message_on_the_stdin_path() {
+async fn a_command_that_is_not_executable_or_missing_fails_with_a_clear_message_on_the_stdin_path()
+{
     let (engine, image, runner) = (engine().await, probe_image().await, unique_runner_id());
     // Docker bind-mounts /etc/hostname (mode 0644) even into scratch containers.
     for (command, code, says) in [
-        ("/etc/hostname", 126, "spedy-init: /etc/hostname: permission denied (not executable)"),
-        ("/no/such/program", 127, "spedy-init: /no/such/program: command not found"),
+        (
+            "/etc/hostname",
+            126,
+            "spedy-init: /etc/hostname: permission denied (not executable)",
+        ),
+        (
+            "/no/such/program",
+            127,
+            "spedy-init: /no/such/program: command not found",
+        ),
     ] {
         let (outcome, chunks) = run(&engine, spec(&runner, &image, &[command, "arg"])).await;
         let outcome = outcome.expect("the engine answers");
-        assert_eq!(outcome.status, FinalStatus::Failed, "{command}: {outcome:?}");
+        assert_eq!(
+            outcome.status,
+            FinalStatus::Failed,
+            "{command}: {outcome:?}"
+        );
         assert_eq!(outcome.exit_code, Some(code), "{command}");
         assert_eq!(outcome.error.as_deref(), Some(says), "{command}");
         assert_eq!(text(&chunks, LogStream::Stderr), format!("{says}\n"));
@@ -77,7 +104,8 @@ async fn a_command_that_is_not_executable_or_missing_fails_with_a_clear_message_
 }
 
 #[tokio::test]
-async fn a_command_that_is_not_executable_or_missing_is_a_job_error_with_dockers_message_on_the_env_path() {
+async fn a_command_that_is_not_executable_or_missing_is_a_job_error_with_dockers_message_on_the_env_path()
+ {
     let (engine, image, runner) = (engine().await, probe_image().await, unique_runner_id());
     for command in ["/etc/hostname", "/no/such/program"] {
         let mut job = spec(&runner, &image, &[command]);
@@ -87,7 +115,10 @@ async fn a_command_that_is_not_executable_or_missing_is_a_job_error_with_dockers
         assert_eq!(outcome.status, FinalStatus::Error, "{command}: {outcome:?}");
         let message = outcome.error.expect("Docker's message");
         println!("{command}: {message}");
-        assert!(message.starts_with("could not start the job's container: "), "{message}");
+        assert!(
+            message.starts_with("could not start the job's container: "),
+            "{message}"
+        );
         assert!(message.contains(command), "{message}");
     }
     assert_no_containers(&runner).await;
@@ -96,7 +127,11 @@ async fn a_command_that_is_not_executable_or_missing_is_a_job_error_with_dockers
 #[tokio::test]
 async fn cancelling_a_running_job_stops_its_container_and_reports_cancelled() {
     let (engine, image, runner) = (engine().await, probe_image().await, unique_runner_id());
-    let job = spec(&runner, &image, &["probe", "print", "ready", "sleep", "30000"]);
+    let job = spec(
+        &runner,
+        &image,
+        &["probe", "print", "ready", "sleep", "30000"],
+    );
     let (tx, mut rx) = mpsc::channel(16);
     let cancel = CancellationToken::new();
     let running = tokio::spawn({
@@ -107,11 +142,17 @@ async fn cancelling_a_running_job_stops_its_container_and_reports_cancelled() {
     wait_for(&mut rx, &mut seen, "ready").await;
     cancel.cancel();
     while rx.recv().await.is_some() {}
-    let outcome = running.await.expect("no panic").expect("the engine answers");
+    let outcome = running
+        .await
+        .expect("no panic")
+        .expect("the engine answers");
     assert_eq!(outcome.status, FinalStatus::Cancelled, "{outcome:?}");
     // The probe is PID 1 and ignores SIGTERM, so the grace ends in SIGKILL.
     assert_eq!(outcome.exit_code, Some(137));
-    assert!(outcome.duration < Duration::from_secs(20), "it did not sleep it out");
+    assert!(
+        outcome.duration < Duration::from_secs(20),
+        "it did not sleep it out"
+    );
     assert_no_containers(&runner).await;
 }
 
@@ -120,7 +161,12 @@ async fn a_job_cancelled_before_it_starts_never_runs_and_leaves_nothing() {
     let (engine, image, runner) = (engine().await, probe_image().await, unique_runner_id());
     let cancel = CancellationToken::new();
     cancel.cancel();
-    let (outcome, chunks) = run_with(&engine, spec(&runner, &image, &["probe", "print", "x"]), cancel).await;
+    let (outcome, chunks) = run_with(
+        &engine,
+        spec(&runner, &image, &["probe", "print", "x"]),
+        cancel,
+    )
+    .await;
     let outcome = outcome.expect("the engine answers");
     assert_eq!(outcome.status, FinalStatus::Cancelled);
     assert_eq!(outcome.exit_code, None);
@@ -131,7 +177,11 @@ async fn a_job_cancelled_before_it_starts_never_runs_and_leaves_nothing() {
 #[tokio::test]
 async fn a_job_past_its_timeout_is_stopped_and_reported_timed_out_with_its_output() {
     let (engine, image, runner) = (engine().await, probe_image().await, unique_runner_id());
-    let mut job = spec(&runner, &image, &["probe", "print", "working", "sleep", "30000"]);
+    let mut job = spec(
+        &runner,
+        &image,
+        &["probe", "print", "working", "sleep", "30000"],
+    );
     job.timeout = Duration::from_millis(700);
     let (outcome, chunks) = run(&engine, job).await;
     let outcome = outcome.expect("the engine answers");
@@ -146,7 +196,11 @@ async fn a_job_past_its_timeout_is_stopped_and_reported_timed_out_with_its_outpu
 #[tokio::test]
 async fn the_job_container_has_the_labels_limits_and_log_driver_none_while_it_runs() {
     let (engine, image, runner) = (engine().await, probe_image().await, unique_runner_id());
-    let job = spec(&runner, &image, &["probe", "print", "ready", "sleep", "30000"]);
+    let job = spec(
+        &runner,
+        &image,
+        &["probe", "print", "ready", "sleep", "30000"],
+    );
     let job_id = job.job_id.clone();
     let (tx, mut rx) = mpsc::channel(16);
     let cancel = CancellationToken::new();
@@ -172,6 +226,9 @@ async fn the_job_container_has_the_labels_limits_and_log_driver_none_while_it_ru
     assert_eq!(inspect["Path"], "/.spedy/init");
     cancel.cancel();
     while rx.recv().await.is_some() {}
-    running.await.expect("no panic").expect("the engine answers");
+    running
+        .await
+        .expect("no panic")
+        .expect("the engine answers");
     assert_no_containers(&runner).await;
 }

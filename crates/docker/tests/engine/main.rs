@@ -2,6 +2,8 @@
 //! `FROM scratch` image with the static probe (no registry), labelled with a
 //! unique runner id, and must be gone when the test ends.
 
+#![allow(clippy::unwrap_used)]
+
 // Shared helpers: the engine, a spec with test defaults, collecting output.
 mod support;
 // Exit codes, streams, missing images, bad commands, cancel, timeout.

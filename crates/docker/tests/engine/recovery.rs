@@ -6,7 +6,9 @@ use std::time::Duration;
 
 use spedy_api::FinalStatus;
 use spedy_docker::Engine;
-use spedy_testkit::docker::{assert_no_containers, containers_with_label, probe_image, unique_runner_id};
+use spedy_testkit::docker::{
+    assert_no_containers, containers_with_label, probe_image, unique_runner_id,
+};
 use tokio::net::{TcpListener, UnixStream};
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
@@ -35,14 +37,39 @@ async fn the_sweep_removes_the_containers_a_dead_runner_left_and_names_their_job
     }
     assert_eq!(containers_with_label(&runner).await.len(), 2);
 
-    let swept = engine.sweep_orphans(&runner).await.expect("the engine answers");
-    let mut expected: Vec<String> = left.iter().filter(|(r, _)| r == &runner).map(|(_, j)| j.clone()).collect();
+    let swept = engine
+        .sweep_orphans(&runner)
+        .await
+        .expect("the engine answers");
+    let mut expected: Vec<String> = left
+        .iter()
+        .filter(|(r, _)| r == &runner)
+        .map(|(_, j)| j.clone())
+        .collect();
     expected.sort();
     assert_eq!(swept, expected);
     assert_no_containers(&runner).await;
-    assert_eq!(containers_with_label(&other_runner).await.len(), 1, "another runner's container stays");
-    assert_eq!(engine.sweep_orphans(&other_runner).await.expect("engine").len(), 1);
-    assert!(engine.sweep_orphans(&runner).await.expect("engine").is_empty(), "nothing left to sweep");
+    assert_eq!(
+        containers_with_label(&other_runner).await.len(),
+        1,
+        "another runner's container stays"
+    );
+    assert_eq!(
+        engine
+            .sweep_orphans(&other_runner)
+            .await
+            .expect("engine")
+            .len(),
+        1
+    );
+    assert!(
+        engine
+            .sweep_orphans(&runner)
+            .await
+            .expect("engine")
+            .is_empty(),
+        "nothing left to sweep"
+    );
     assert_no_containers(&other_runner).await;
 }
 
@@ -62,9 +89,13 @@ impl EngineProxy {
         tasks.spawn(async move {
             let mut conns = JoinSet::new();
             loop {
-                let Ok((mut client, _)) = listener.accept().await else { break };
+                let Ok((mut client, _)) = listener.accept().await else {
+                    break;
+                };
                 conns.spawn(async move {
-                    let Ok(mut engine) = UnixStream::connect("/var/run/docker.sock").await else { return };
+                    let Ok(mut engine) = UnixStream::connect("/var/run/docker.sock").await else {
+                        return;
+                    };
                     let _ = tokio::io::copy_bidirectional(&mut client, &mut engine).await;
                 });
             }
@@ -84,9 +115,15 @@ async fn an_engine_that_vanishes_mid_job_is_an_error_and_the_next_job_runs_once_
     let (image, runner) = (probe_image().await, unique_runner_id());
     let _direct = engine().await;
     let proxy = EngineProxy::start("127.0.0.1:0".parse().unwrap()).await;
-    let engine = Engine::connect_to(&format!("tcp://{}", proxy.addr)).await.expect("through the proxy");
+    let engine = Engine::connect_to(&format!("tcp://{}", proxy.addr))
+        .await
+        .expect("through the proxy");
 
-    let job = spec(&runner, &image, &["probe", "print", "ready", "sleep", "30000"]);
+    let job = spec(
+        &runner,
+        &image,
+        &["probe", "print", "ready", "sleep", "30000"],
+    );
     let (tx, mut rx) = mpsc::channel(16);
     let running = tokio::spawn({
         let engine = engine.clone();
@@ -102,24 +139,41 @@ async fn an_engine_that_vanishes_mid_job_is_an_error_and_the_next_job_runs_once_
     println!("engine gone: {err}");
     assert!(err.is_transient());
     assert!(matches!(err, spedy_docker::Error::Engine { .. }), "{err:?}");
-    assert_eq!(containers_with_label(&runner).await.len(), 1, "could not be removed while gone");
+    assert_eq!(
+        containers_with_label(&runner).await.len(),
+        1,
+        "could not be removed while gone"
+    );
 
     let _back = EngineProxy::start(addr).await;
     let (outcome, _) = run(&engine, spec(&runner, &image, &["probe", "exit", "0"])).await;
-    assert_eq!(outcome.expect("the engine is back").status, FinalStatus::Succeeded);
+    assert_eq!(
+        outcome.expect("the engine is back").status,
+        FinalStatus::Succeeded
+    );
     assert_no_containers(&runner).await;
 }
 
 #[tokio::test]
 async fn connecting_to_an_engine_that_is_not_there_names_the_host_and_hints_at_docker_info() {
-    let err = Engine::connect_to("unix:///nonexistent/docker.sock").await.expect_err("no engine there");
+    let err = Engine::connect_to("unix:///nonexistent/docker.sock")
+        .await
+        .expect_err("no engine there");
     let text = err.to_string();
     assert!(text.contains("unix:///nonexistent/docker.sock"), "{text}");
     assert!(text.contains("`docker info`"), "{text}");
-    let err = Engine::connect_to("tcp://127.0.0.1:9").await.expect_err("nothing listens on port 9");
+    let err = Engine::connect_to("tcp://127.0.0.1:9")
+        .await
+        .expect_err("nothing listens on port 9");
     assert!(err.to_string().contains("tcp://127.0.0.1:9"));
-    let err = Engine::connect_to("ssh://host").await.expect_err("unsupported");
-    assert!(err.to_string().contains("unsupported DOCKER_HOST ssh://host"), "{err}");
+    let err = Engine::connect_to("ssh://host")
+        .await
+        .expect_err("unsupported");
+    assert!(
+        err.to_string()
+            .contains("unsupported DOCKER_HOST ssh://host"),
+        "{err}"
+    );
     assert!(!err.is_transient());
 }
 

@@ -25,8 +25,18 @@ async fn every_echoed_secret_is_redacted_also_split_across_writes_and_encoded() 
         &runner,
         &image,
         &[
-            "probe", "echo", "GITHUB_TOKEN", "echo-split", "ANTHROPIC_API_KEY", "env",
-            "print", &b64, "eprint", &json_form, "print", "done",
+            "probe",
+            "echo",
+            "GITHUB_TOKEN",
+            "echo-split",
+            "ANTHROPIC_API_KEY",
+            "env",
+            "print",
+            &b64,
+            "eprint",
+            &json_form,
+            "print",
+            "done",
         ],
     );
     let set = secrets(&[
@@ -40,13 +50,29 @@ async fn every_echoed_secret_is_redacted_also_split_across_writes_and_encoded() 
     assert_eq!(outcome.expect("engine").status, FinalStatus::Succeeded);
 
     let all: String = chunks.iter().map(|c| c.text.as_str()).collect();
-    assert_absent("the job's log stream", all.as_bytes(), &[&github, &anthropic, &b64, &quoted]);
+    assert_absent(
+        "the job's log stream",
+        all.as_bytes(),
+        &[&github, &anthropic, &b64, &quoted],
+    );
     let out = stdout(&chunks);
-    assert!(out.contains("GITHUB_TOKEN=[REDACTED:GITHUB_TOKEN]\n"), "{out}");
-    assert!(out.contains("ANTHROPIC_API_KEY=[REDACTED:ANTHROPIC_API_KEY]\n"), "split write: {out}");
-    assert!(out.contains("[REDACTED:ANTHROPIC_API_KEY]\ndone\n"), "base64 form: {out}");
+    assert!(
+        out.contains("GITHUB_TOKEN=[REDACTED:GITHUB_TOKEN]\n"),
+        "{out}"
+    );
+    assert!(
+        out.contains("ANTHROPIC_API_KEY=[REDACTED:ANTHROPIC_API_KEY]\n"),
+        "split write: {out}"
+    );
+    assert!(
+        out.contains("[REDACTED:ANTHROPIC_API_KEY]\ndone\n"),
+        "base64 form: {out}"
+    );
     let err = text(&chunks, LogStream::Stderr);
-    assert!(err.starts_with("{\"k\":") && err.contains("[REDACTED:QUOTED]"), "JSON form: {err}");
+    assert!(
+        err.starts_with("{\"k\":") && err.contains("[REDACTED:QUOTED]"),
+        "JSON form: {err}"
+    );
     // echo + echo-split + `env` (three) + base64 + JSON = 7 replacements.
     assert_eq!(all.matches("[REDACTED:").count(), 7, "{all}");
     assert_no_containers(&runner).await;

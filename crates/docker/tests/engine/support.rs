@@ -15,7 +15,9 @@ use tokio_util::sync::CancellationToken;
 /// message when there is none.
 pub async fn engine() -> Engine {
     spedy_testkit::docker::require_engine().await;
-    Engine::connect().await.expect("connecting spedy-docker to the engine")
+    Engine::connect()
+        .await
+        .expect("connecting spedy-docker to the engine")
 }
 
 /// A spec with test defaults: stdin injection, no secrets, 30 s timeout,
@@ -96,5 +98,9 @@ pub async fn wait_for(rx: &mut mpsc::Receiver<LogChunk>, seen: &mut Vec<LogChunk
         false
     })
     .await;
-    assert_eq!(found, Ok(true), "{needle:?} never came; output so far: {seen:?}");
+    assert_eq!(
+        found,
+        Ok(true),
+        "{needle:?} never came; output so far: {seen:?}"
+    );
 }
