@@ -18,8 +18,12 @@ use std::fmt;
 use secrecy::{ExposeSecret, SecretString};
 
 use crate::SecretSet;
-use crate::finder::{Finder, Found};
-use crate::forms;
+use crate::finder::{Finder, Found, MIN_PATTERN_LEN};
+use crate::forms::{self, MIN_SECRET_LEN};
+
+// Every form is at least MIN_SECRET_LEN long, which the finder's sampling
+// needs (see `finder`).
+const _: () = assert!(MIN_SECRET_LEN >= MIN_PATTERN_LEN);
 
 /// Replaces secret values and their encoded forms by `[REDACTED:NAME]`.
 ///
