@@ -21,35 +21,40 @@ use crate::settings::SettingsArgs;
 mod checks;
 pub mod claude;
 
-/// Checks whether this host is ready to run jobs.
-///
-/// Looks at, in order: the local settings (found, where each came from, the
-/// token's format, the .env file's permissions); the platform (reachable over
-/// TLS, or plain http on loopback, with the latency; the token accepted); the
-/// platform's readiness checklist (ANTHROPIC_API_KEY in the vault, GitHub /
-/// Bitbucket from Integrations, with links); Docker (reachable, its version
-/// and API version, and a self-audit that starts a throwaway container along
-/// the real secret hand-off and checks that neither `docker inspect` nor the
-/// engine's files hold the value); the Claude login when the platform says
-/// the runner's backend is local_claude; and legacy variables
-/// (ANTHROPIC_API_KEY, GITHUB_TOKEN, BITBUCKET_TOKEN) still set locally, with
-/// the migration steps.
-///
-/// No secret value is ever printed: only names, the platform's masked
-/// previews and where each setting came from.
-///
-/// The backend is the one the platform reports: its readiness marks the
-/// Anthropic key "not needed" for local_claude runners.
-///
-/// Exit codes: 0 ready; 1 warnings only (not ready); 2 a check failed.
-///
-/// Examples:
-///
-///   spedy-runner doctor
-///   spedy-runner doctor --json | jq '.checks[] | select(.status != "ok")'
-///   spedy-runner doctor --no-audit   # skip the throwaway container
+/// What `--help` shows after the options (the variant's doc comment in
+/// `cli/mod.rs` is the summary).
+const AFTER_HELP: &str = concat!(
+    "Looks at, in order: the local settings (found, where each came from, the
+token's format, the .env file's permissions); the platform (reachable over
+TLS, or plain http on loopback, with the latency; the token accepted); the
+platform's readiness checklist (ANTHROPIC_API_KEY in the vault, GitHub /
+Bitbucket from Integrations, with links); Docker (reachable, its version
+and API version, and a self-audit that starts a throwaway container along
+the real secret hand-off and checks that neither `docker inspect` nor the
+engine's files hold the value); the Claude login when the platform says
+the runner's backend is local_claude; and legacy variables
+(ANTHROPIC_API_KEY, GITHUB_TOKEN, BITBUCKET_TOKEN) still set locally, with
+the migration steps.
+
+No secret value is ever printed: only names, the platform's masked
+previews and where each setting came from.
+
+The backend is the one the platform reports: its readiness marks the
+Anthropic key \"not needed\" for local_claude runners.
+
+Exit codes: 0 ready; 1 warnings only (not ready); 2 a check failed.
+
+Examples:
+
+  spedy-runner doctor
+  spedy-runner doctor --json | jq '.checks[] | select(.status != \"ok\")'
+  spedy-runner doctor --no-audit   # skip the throwaway container\n\n",
+    claude::where_help!()
+);
+
+/// Arguments of the command; `--help` shows [`AFTER_HELP`].
 #[derive(Debug, clap::Args)]
-#[command(verbatim_doc_comment, after_long_help = claude::WHERE_HELP)]
+#[command(after_long_help = AFTER_HELP)]
 pub struct Args {
     /// Print the report as JSON (one object: `ready`, `status`, `checks`).
     #[arg(long)]

@@ -34,44 +34,49 @@ mod connect;
 pub(crate) mod envfile;
 mod wizard;
 
-/// Create this host's runner token: a three-step wizard.
-///
-/// 1. AI backend: "Anthropic API (platform-managed)", where jobs use the
-///    ANTHROPIC_API_KEY kept in the platform's vault, or "Local Claude
-///    installation (Max/Pro)", where jobs use this host's Claude login.
-/// 2. Configuration: the pool size, how many jobs run in parallel (1 to 64;
-///    the default is half this host's CPUs, at least 1).
-/// 3. Review & Connect: a summary; the admin token (hidden input, or
-///    SPEDY_ADMIN_TOKEN, or --admin-token-file); the runner name (default:
-///    the host name); the platform creates the runner token; the exact .env
-///    snippet it returns is shown and written into the .env file (mode 0600,
-///    its other lines kept, only SPEDY_API_URL and SPEDY_RUNNER_TOKEN
-///    replaced); then the readiness checklist: ANTHROPIC_API_KEY in the vault,
-///    GitHub / Bitbucket from Integrations, each with the link that fixes it.
-///
-/// The wizard never asks for the Anthropic key or a git token: they live in
-/// the platform's vault and Integrations. When the key is missing, the token
-/// is still created, and the wizard offers to wait until the key is there
-/// (Ctrl-C leaves the wait; setup still succeeds).
-///
-/// An existing SPEDY_RUNNER_TOKEN in the .env file is never replaced without
-/// asking; unattended, pass --force to replace it.
-///
-/// Unattended (no terminal): pass --yes, --backend and an admin token
-/// (SPEDY_ADMIN_TOKEN or --admin-token-file); --pool-size and --name default
-/// as above. Setup then prints the checklist and exits 0 without waiting
-/// (unless --wait). Without a terminal and without those, it exits 2 naming
-/// the missing flags. On a terminal the token is shown inside the snippet;
-/// otherwise it is shown as rnt_… (it is in the file).
-///
-/// Examples:
-///
-///   spedy-runner setup
-///   spedy-runner setup --env-file /opt/spedy/.env
-///   SPEDY_ADMIN_TOKEN=sat_… spedy-runner setup --yes --backend anthropic-api \
-///       --pool-size 4 --name build-host-1
+/// What `--help` shows after the options (the variant's doc comment in
+/// `cli/mod.rs` is the summary).
+const AFTER_HELP: &str = concat!(
+    "1. AI backend: \"Anthropic API (platform-managed)\", where jobs use the
+   ANTHROPIC_API_KEY kept in the platform's vault, or \"Local Claude
+   installation (Max/Pro)\", where jobs use this host's Claude login.
+2. Configuration: the pool size, how many jobs run in parallel (1 to 64;
+   the default is half this host's CPUs, at least 1).
+3. Review & Connect: a summary; the admin token (hidden input, or
+   SPEDY_ADMIN_TOKEN, or --admin-token-file); the runner name (default:
+   the host name); the platform creates the runner token; the exact .env
+   snippet it returns is shown and written into the .env file (mode 0600,
+   its other lines kept, only SPEDY_API_URL and SPEDY_RUNNER_TOKEN
+   replaced); then the readiness checklist: ANTHROPIC_API_KEY in the vault,
+   GitHub / Bitbucket from Integrations, each with the link that fixes it.
+
+The wizard never asks for the Anthropic key or a git token: they live in
+the platform's vault and Integrations. When the key is missing, the token
+is still created, and the wizard offers to wait until the key is there
+(Ctrl-C leaves the wait; setup still succeeds).
+
+An existing SPEDY_RUNNER_TOKEN in the .env file is never replaced without
+asking; unattended, pass --force to replace it.
+
+Unattended (no terminal): pass --yes, --backend and an admin token
+(SPEDY_ADMIN_TOKEN or --admin-token-file); --pool-size and --name default
+as above. Setup then prints the checklist and exits 0 without waiting
+(unless --wait). Without a terminal and without those, it exits 2 naming
+the missing flags. On a terminal the token is shown inside the snippet;
+otherwise it is shown as rnt_… (it is in the file).
+
+Examples:
+
+  spedy-runner setup
+  spedy-runner setup --env-file /opt/spedy/.env
+  SPEDY_ADMIN_TOKEN=sat_… spedy-runner setup --yes --backend anthropic-api \\
+      --pool-size 4 --name build-host-1\n\n",
+    crate::cli::doctor::claude::where_help!()
+);
+
+/// Arguments of the command; `--help` shows [`AFTER_HELP`].
 #[derive(Debug, clap::Args)]
-#[command(verbatim_doc_comment, after_long_help = crate::cli::doctor::claude::WHERE_HELP)]
+#[command(after_long_help = AFTER_HELP)]
 pub struct Args {
     /// The AI backend of this runner's jobs.
     #[arg(long, value_enum, value_name = "BACKEND")]

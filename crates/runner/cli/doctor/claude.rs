@@ -18,10 +18,17 @@ use std::path::{Path, PathBuf};
 /// The variable `claude setup-token`'s token goes in.
 pub const OAUTH_TOKEN_ENV: &str = "CLAUDE_CODE_OAUTH_TOKEN";
 
-/// Where the help text says the login is looked for.
-pub const WHERE_HELP: &str = "The Claude login (local_claude backend) is looked for in \
-CLAUDE_CODE_OAUTH_TOKEN (environment or .env, from `claude setup-token`), then in \
-$CLAUDE_CONFIG_DIR/.credentials.json, or ~/.claude/.credentials.json when CLAUDE_CONFIG_DIR is unset.";
+/// Where the help text says the login is looked for (a macro, so that
+/// `concat!` can put it into a command's help).
+macro_rules! where_help {
+    () => {
+        "The Claude login (local_claude backend) is looked for in CLAUDE_CODE_OAUTH_TOKEN \
+         (environment or .env, from `claude setup-token`), then in \
+         $CLAUDE_CONFIG_DIR/.credentials.json, or ~/.claude/.credentials.json when \
+         CLAUDE_CONFIG_DIR is unset."
+    };
+}
+pub(crate) use where_help;
 
 /// What the search found.
 #[derive(Debug, Clone, PartialEq, Eq)]

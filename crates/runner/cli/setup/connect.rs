@@ -65,6 +65,12 @@ pub async fn act(
         "\n✓ Wrote it to {} (mode 0600; its other lines are kept).",
         target.env_file.display()
     );
+    if std::env::var_os(envfile::TOKEN_KEY).is_some_and(|v| !v.is_empty()) {
+        println!(
+            "⚠ {} is also set in this shell's environment, and wins over the .env file: unset it.",
+            envfile::TOKEN_KEY
+        );
+    }
 
     println!("\nReadiness:");
     print!("{}", checklist(&created.readiness));
