@@ -198,15 +198,17 @@ impl Claimer {
     async fn claim(&mut self, shutdown: &CancellationToken) -> Claimed {
         let api = &self.ctx.api;
         let wait_s = self.ctx.settings.claim_wait_s;
+        // An answer that is already here wins over shutdown: a job the
+        // platform handed over is run (and drained), never dropped.
         tokio::select! {
             biased;
-            () = shutdown.cancelled() => Claimed::Shutdown,
-            () = left_online(&mut self.state) => Claimed::Offline,
             answer = api.claim(wait_s) => match answer {
                 Ok(Some(job)) => Claimed::Job(Box::new(job)),
                 Ok(None) => Claimed::Nothing,
                 Err(e) => Claimed::Failed(e),
             },
+            () = shutdown.cancelled() => Claimed::Shutdown,
+            () = left_online(&mut self.state) => Claimed::Offline,
         }
     }
 

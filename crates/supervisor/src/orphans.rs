@@ -49,12 +49,12 @@ pub async fn sweep(
         error: Some(RUNNER_RESTARTED.to_owned()),
         usage: None,
     };
+    let never = CancellationToken::new();
     for job_id in &job_ids {
-        let give_up = CancellationToken::new();
-        let reported = tokio::select! {
-            ok = report_complete(api, job_id, &body, &give_up) => ok,
-            () = tokio::time::sleep(REPORT_FOR) => false,
-        };
+        let reported =
+            tokio::time::timeout(REPORT_FOR, report_complete(api, job_id, &body, &never))
+                .await
+                .unwrap_or(false);
         if reported {
             tracing::info!(job_id, "orphaned job reported as error: runner restarted");
         }

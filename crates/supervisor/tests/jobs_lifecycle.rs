@@ -1,17 +1,20 @@
 //! One job's lifecycle through the supervisor, on the real engine and the
 //! real local platform (issue 4, items 3 to 5): entitlement, redaction of the
 //! stored log, exit codes, cancel from the admin, timeout, an image that
-//! cannot be pulled, and log shipping through a platform that hiccups.
+//! cannot be pulled, log shipping through a platform that hiccups, and an
+//! engine that vanishes mid-job.
 
 mod jobs_support;
 
 use std::collections::BTreeSet;
 use std::sync::atomic::Ordering;
+use std::time::Duration;
 
 use spedy_api::{GitProvider, JobStatus, Repo, Scope};
-use spedy_docker::Injection;
+use spedy_docker::{Engine, Injection};
 use spedy_testkit::canary::assert_absent;
 
+use jobs_support::engine_proxy::EngineProxy;
 use jobs_support::proxy::FlakyProxy;
 use jobs_support::{Fixture, fast_jobs, github_in_project_a};
 
@@ -262,6 +265,39 @@ async fn a_platform_hiccup_during_log_shipping_loses_and_duplicates_nothing() {
         h.lost_requests.load(Ordering::SeqCst) > 0 && h.lost_answers.load(Ordering::SeqCst) > 0,
         "the proxy must have lost both requests and answers: {h:?}"
     );
+    runner.stop().await;
+    fx.assert_no_containers().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_engine_vanishing_mid_job_errors_the_job_and_the_runner_recovers_when_it_is_back() {
+    let fx = Fixture::new(1).await;
+    let proxy = EngineProxy::start();
+    let engine = Engine::connect_to(&proxy.host)
+        .await
+        .expect("connect through the engine proxy");
+    let runner = fx
+        .start_runner_on(engine, &fx.url(), fast_jobs(Injection::Stdin), None)
+        .await;
+    let doomed = fx.enqueue(&["print", "up", "sleep", "60000"], |_| {}).await;
+    fx.wait_running(&doomed).await;
+    fx.wait_containers(1).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    proxy.cut();
+    let view = fx.wait_final(&doomed).await;
+    assert_eq!(view.status, JobStatus::Error, "{view:?}");
+    assert!(view.error.is_some_and(|e| !e.is_empty()), "the error says what failed");
+
+    // While the engine is gone, nothing is claimed.
+    let next = fx.enqueue(&["print", "back", "exit", "0"], |_| {}).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(fx.job(&next).await.status, JobStatus::Queued, "no claim without an engine");
+
+    proxy.restore();
+    let view = fx.wait_final(&next).await;
+    assert_eq!(view.status, JobStatus::Succeeded, "{view:?}");
+    assert_eq!(view.log, "back\n");
     runner.stop().await;
     fx.assert_no_containers().await;
 }

@@ -4,6 +4,7 @@
 
 #![allow(dead_code)]
 
+pub mod engine_proxy;
 pub mod proxy;
 
 use std::collections::BTreeMap;
@@ -125,6 +126,18 @@ impl Fixture {
         jobs: JobSettings,
         pool: Option<u32>,
     ) -> Runner {
+        let engine = Engine::connect().await.expect("connect to the Docker engine");
+        self.start_runner_on(engine, base_url, jobs, pool).await
+    }
+
+    /// [`Fixture::start_runner`] on a given engine connection.
+    pub async fn start_runner_on(
+        &self,
+        engine: Engine,
+        base_url: &str,
+        jobs: JobSettings,
+        pool: Option<u32>,
+    ) -> Runner {
         let client = Client::builder(base_url)
             .build()
             .expect("a client for the test platform");
@@ -140,9 +153,6 @@ impl Fixture {
             timers: fast_timers(),
             log_redactor: None,
         };
-        let engine = Engine::connect()
-            .await
-            .expect("connect to the Docker engine");
         let supervisor = Supervisor::new(config, engine);
         let mut state = supervisor.state();
         let shutdown = CancellationToken::new();
@@ -206,6 +216,15 @@ impl Fixture {
         let start = Instant::now();
         while !matches!(self.job(id).await.status, spedy_api::JobStatus::Running) {
             assert!(start.elapsed() < JOB_PATIENCE, "job {id} never ran");
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+
+    /// Waits until the platform has stored `text` in the job's log.
+    pub async fn wait_log(&self, id: &str, text: &str) {
+        let start = Instant::now();
+        while !self.job(id).await.log.contains(text) {
+            assert!(start.elapsed() < JOB_PATIENCE, "job {id} never logged {text:?}");
             tokio::time::sleep(Duration::from_millis(25)).await;
         }
     }
