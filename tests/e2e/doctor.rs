@@ -301,6 +301,25 @@ async fn doctor_checks_the_claude_login_when_the_backend_is_local_claude() {
 }
 
 #[test]
+fn doctor_with_a_malformed_env_line_names_the_file_and_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let secret = canary("LOCAL");
+    fs::write(
+        dir.path().join(".env"),
+        format!("GOOD={secret}\nthis is not an assignment\n"),
+    )
+    .unwrap();
+    let mut cmd = spedy_testkit::cmd::RunnerCmd::new(env!("CARGO_BIN_EXE_spedy-runner"));
+    cmd.current_dir(dir.path())
+        .env("HOME", dir.path())
+        .env("DOCKER_HOST", "unix:///nonexistent/docker.sock")
+        .args(["doctor", "--no-audit"]);
+    let out = cmd.assert_exit_code(2);
+    out.assert_contains(".env").assert_contains("line 2");
+    assert_absent("doctor's output", out.combined().as_bytes(), &[&secret]);
+}
+
+#[test]
 fn doctor_without_any_settings_fails_and_says_to_run_setup() {
     let dir = tempfile::tempdir().unwrap();
     let mut cmd = spedy_testkit::cmd::RunnerCmd::new(env!("CARGO_BIN_EXE_spedy-runner"));

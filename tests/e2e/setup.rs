@@ -222,6 +222,34 @@ async fn unattended_setup_with_the_key_missing_creates_the_token_and_exits_0_wit
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unattended_setup_with_wait_returns_once_the_key_reaches_the_vault() {
+    let host = Host::start().await;
+    host.connect_github(&canary("GH")).await;
+    let mut cmd = host.cmd();
+    cmd.args(["setup", "--yes", "--wait", "--backend", "anthropic-api"])
+        .args(["--recheck-every", "100ms", "--api-url", &host.url()])
+        .env("SPEDY_ADMIN_TOKEN", host.platform.admin_token.expose())
+        .timeout(std::time::Duration::from_secs(60));
+    let run = tokio::task::spawn_blocking(move || cmd.output());
+    // Once the token exists (the .env is written), the key arrives.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !host.env_path().exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "setup never wrote the .env"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let late = canary("LATE_KEY");
+    host.put_key(&late).await;
+    let out = run.await.unwrap();
+    assert_eq!(out.code, Some(0), "{out}");
+    out.assert_contains("will not go online")
+        .assert_contains("Ready.");
+    assert_absent("setup's output", out.combined().as_bytes(), &[&late]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unattended_setup_never_replaces_an_existing_token_without_force() {
     let host = Host::start().await;
     let old = host.create_runner(Backend::AnthropicApi).await;

@@ -232,6 +232,7 @@ pub async fn run(args: Args, global: SettingsArgs) -> anyhow::Result<ExitCode> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

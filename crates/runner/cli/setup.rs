@@ -91,7 +91,8 @@ pub struct Args {
     #[arg(long, value_name = "PATH")]
     pub admin_token_file: Option<PathBuf>,
 
-    /// Take every answer from the flags and defaults; ask nothing.
+    /// Ask nothing that a flag or a default answers (pool size, name), and
+    /// do not ask to confirm. Needed without a terminal.
     #[arg(short, long)]
     pub yes: bool,
 

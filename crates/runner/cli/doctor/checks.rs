@@ -165,7 +165,9 @@ fn env_file_mode(s: &Settings) -> Check {
                     "env_file_mode",
                     label,
                     Status::Warn,
-                    format!("mode {mode:04o}: group or others can read the runner token"),
+                    format!(
+                        "mode {mode:04o}: group or others can read it, and the runner token in it"
+                    ),
                 )
                 .hint(format!("chmod 600 {}", path.display()))
             }
@@ -495,6 +497,7 @@ fn first_line(e: &dyn std::fmt::Display) -> String {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

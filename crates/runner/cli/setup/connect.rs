@@ -297,6 +297,7 @@ fn spinner(message: &str) -> ProgressBar {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use spedy_api::{GitProvider, ReadinessCheck};
 

@@ -138,6 +138,7 @@ pub fn write_atomic(path: &Path, contents: &str) -> anyhow::Result<()> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
