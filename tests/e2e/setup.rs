@@ -274,7 +274,11 @@ async fn unattended_setup_never_replaces_an_existing_token_without_force() {
         "untouched"
     );
 
-    cmd.arg("--force").assert_exit_code(0);
+    let out = cmd.arg("--force").assert_exit_code(0);
+    // Local Claude: the key is not needed, and the host's login is checked.
+    out.assert_contains("not needed")
+        .assert_contains("Claude login for the local backend")
+        .assert_contains(".claude/.credentials.json");
     let after = fs::read_to_string(host.env_path()).unwrap();
     assert_ne!(written_token(&after), old.token);
     assert!(after.contains("OTHER=1\n"), "{after}");
