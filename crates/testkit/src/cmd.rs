@@ -28,6 +28,7 @@ use std::time::Duration;
 pub const HERMETIC_REMOVE: &[&str] = &[
     "SPEDY_API_URL",
     "SPEDY_RUNNER_TOKEN",
+    "SPEDY_RUNNER_TOKEN_FILE",
     "SPEDY_ADMIN_TOKEN",
     "SPEDY_ENV_FILE",
     "SPEDY_CONFIG",
@@ -38,13 +39,17 @@ pub const HERMETIC_REMOVE: &[&str] = &[
     "SPEDY_LOG_FORMAT",
     "SPEDY_SHUTDOWN_GRACE",
     "SPEDY_INJECTION",
-    "SPEDY_CA_CERT",
+    "SPEDY_JOB_MEMORY",
+    "SPEDY_JOB_CPUS",
+    "SPEDY_JOB_PIDS",
+    "SPEDY_CA_FILE",
     "RUST_LOG",
     "ANTHROPIC_API_KEY",
     "GITHUB_TOKEN",
     "BITBUCKET_TOKEN",
     "DOCKER_HOST",
     "CLAUDE_CONFIG_DIR",
+    "CLAUDE_CODE_OAUTH_TOKEN",
     "XDG_CONFIG_HOME",
 ];
 
