@@ -103,10 +103,8 @@ fn build_bundle(
         if git_envs.contains(&entry.env.as_str()) {
             continue;
         }
-        tx.execute(
-            "UPDATE secrets SET last_used_at = ?1 WHERE env = ?2",
-            params![stamp, entry.env],
-        )?;
+        tx.prepare_cached("UPDATE secrets SET last_used_at = ?1 WHERE env = ?2")?
+            .execute(params![stamp, entry.env])?;
         out.push(entry);
     }
     if delivered.iter().any(|d| d.minted) {

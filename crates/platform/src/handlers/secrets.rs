@@ -73,12 +73,17 @@ struct Row {
 }
 
 fn rows(conn: &Connection) -> Result<Vec<Row>> {
-    let mut stmt = conn.prepare(
+    select(conn, None)
+}
+
+/// Every row, or the one named `only`.
+fn select(conn: &Connection, only: Option<&str>) -> Result<Vec<Row>> {
+    let mut stmt = conn.prepare_cached(
         "SELECT env, kind, scope, nonce, ciphertext, created_at, rotated_at, last_used_at
-         FROM secrets ORDER BY env",
+         FROM secrets WHERE ?1 IS NULL OR env = ?1 ORDER BY env",
     )?;
     let raw = stmt
-        .query_map([], |r| {
+        .query_map([only], |r| {
             Ok((
                 r.get::<_, String>(0)?,
                 r.get::<_, String>(1)?,
@@ -259,9 +264,9 @@ fn write(
         )?;
     }
     db::bump_generation(&tx)?;
-    let row = rows(&tx)?
+    let row = select(&tx, Some(env))?
         .into_iter()
-        .find(|r| r.env == env)
+        .next()
         .ok_or_else(|| Error::Corrupt {
             what: format!("secret {env} vanished while written"),
         })?;
