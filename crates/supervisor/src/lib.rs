@@ -213,7 +213,13 @@ impl Supervisor {
             }
         };
         // Drain: every task but health ends after `stop`; health ends last.
-        while let Some(joined) = tasks.join_next().await {
+        loop {
+            if stop.is_cancelled() && only_health_left(&tasks, &stop_health) {
+                stop_health.cancel();
+            }
+            let Some(joined) = tasks.join_next().await else {
+                break;
+            };
             let (task, r) = match joined {
                 Ok(done) => done,
                 Err(e) => {
@@ -235,9 +241,6 @@ impl Supervisor {
             if result.is_err() {
                 stop.cancel();
                 force.cancel();
-            }
-            if stop.is_cancelled() && only_health_left(&tasks, &stop_health) {
-                stop_health.cancel();
             }
         }
         result
@@ -273,6 +276,7 @@ async fn first_online(
             return Ok(Some(online.runner.id.clone()));
         }
         tokio::select! {
+            biased;
             () = stop.cancelled() => return Ok(None),
             changed = state.changed() => {
                 if changed.is_err() {
@@ -280,12 +284,15 @@ async fn first_online(
                 }
             }
             Some(joined) = tasks.join_next() => {
-                stop.cancel();
-                return Err(match joined {
+                let ended = match joined {
                     Ok((_, Err(e))) => e,
+                    // A task that ends cleanly after `stop` is the shutdown.
+                    Ok((_, Ok(()))) if stop.is_cancelled() => return Ok(None),
                     Ok((task, Ok(()))) => Error::TaskEnded { task },
                     Err(e) => Error::TaskPanicked { task: task_name(&e) },
-                });
+                };
+                stop.cancel();
+                return Err(ended);
             }
         }
     }

@@ -235,14 +235,25 @@ impl Refresher {
             Action::KeyMissing { link } => {
                 self.go_offline(OfflineReason::AnthropicKeyMissing { link: link.clone() });
                 if self.log_once("anthropic_key_missing") {
-                    warn!(
-                        link = link
-                            .as_deref()
-                            .unwrap_or("the Secrets tab of the platform's settings"),
-                        "the vault has no ANTHROPIC_API_KEY, so the platform withholds the bundle: no \
-                         jobs are claimed. Add the key in the Secrets tab; the runner goes online by \
-                         itself within a minute"
-                    );
+                    let link = link
+                        .as_deref()
+                        .unwrap_or("the Secrets tab of the platform's settings");
+                    if self.has_local_key() {
+                        warn!(
+                            link,
+                            "the vault has no ANTHROPIC_API_KEY, so the platform withholds the bundle \
+                             and no jobs are claimed, although this host sets one locally. Store the \
+                             key in the vault (Secrets tab); the runner goes online by itself within a \
+                             minute, and the local value keeps winning until you remove its line"
+                        );
+                    } else {
+                        warn!(
+                            link,
+                            "the vault has no ANTHROPIC_API_KEY, so the platform withholds the bundle: \
+                             no jobs are claimed. Add the key in the Secrets tab; the runner goes online \
+                             by itself within a minute"
+                        );
+                    }
                 }
                 // Never less often than a refresh interval set locally, so a
                 // runner told to refresh every 30 s also rechecks that often.
@@ -285,6 +296,14 @@ impl Refresher {
         if was_online {
             self.metrics.bundle_dropped();
         }
+    }
+
+    /// Whether this host sets ANTHROPIC_API_KEY itself (the `.env` or the
+    /// process environment): the migration is half done.
+    fn has_local_key(&self) -> bool {
+        let name = spedy_api::ANTHROPIC_API_KEY;
+        self.local.dotenv.iter().any(|e| e.key == name)
+            || self.local.process_env.iter().any(|(k, _)| k == name)
     }
 
     /// Whether `reason` was not logged yet in this offline episode.
