@@ -272,10 +272,22 @@ impl Refresher {
         if !holding {
             self.go_offline(OfflineReason::Unreachable);
         }
-        let delay = self
+        let mut delay = self
             .backoff
             .next_delay()
             .max(err.retry_after().unwrap_or_default());
+        // Wake up when a held entry expires, so it stops being handed out
+        // then, not at the next attempt.
+        let expiry = self
+            .state
+            .borrow()
+            .online()
+            .and_then(|o| o.bundle.earliest_expiry());
+        if let Some(until) =
+            expiry.and_then(|at| Duration::try_from(at - OffsetDateTime::now_utc()).ok())
+        {
+            delay = delay.min(until.max(self.timers.min_refresh));
+        }
         let attempt = self.backoff.attempts();
         let error = format!("{err:#}");
         if holding {

@@ -354,3 +354,30 @@ async fn a_local_value_shadows_the_platform_and_is_logged_once_by_name_only() {
     }
     r.stop().await;
 }
+
+#[tokio::test]
+async fn while_refreshes_fail_the_last_good_bundle_keeps_serving_minus_expired_entries() {
+    let (platform, _, token) = platform_with_runner(900).await;
+    let proxy = BadProxy::start(&platform.url()).await;
+    proxy.set(Mode::ShortExpiry);
+    // A long interval: only the expiry can bring the next refresh forward.
+    let interval = Some(Duration::from_secs(60));
+    let mut r = Refreshing::start(&proxy.url, token, LocalSources::default(), interval).await;
+    let online = r
+        .wait("online", RunnerState::is_online)
+        .await
+        .online()
+        .expect("online");
+    assert!(online.bundle.names().contains(&"ANTHROPIC_API_KEY"));
+    proxy.set(Mode::ServerError);
+    // The refresh comes early (at half the 700 ms left) and fails; the
+    // entry then expires and is dropped from what jobs get.
+    let state = r
+        .wait("online without the expired entry", |s| {
+            s.online().is_some_and(|o| o.bundle.is_empty())
+        })
+        .await;
+    assert!(state.is_online(), "still online: the bundle is held");
+    assert!(r.metrics.refresh_failures("server_error") >= 1);
+    r.stop().await;
+}
