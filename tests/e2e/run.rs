@@ -207,12 +207,17 @@ impl Drop for Running {
 
 /// `GET /readyz` over a plain socket: the status and the body.
 fn readyz(addr: SocketAddr) -> (u16, String) {
+    http_get(addr, "/readyz")
+}
+
+/// `GET path` over a plain socket (HTTP/1.0): the status and the body.
+fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
     let Ok(mut stream) = TcpStream::connect_timeout(&addr, Duration::from_secs(2)) else {
         return (0, String::new());
     };
     let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
     if stream
-        .write_all(b"GET /readyz HTTP/1.0\r\nHost: localhost\r\n\r\n")
+        .write_all(format!("GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").as_bytes())
         .is_err()
     {
         return (0, String::new());
@@ -328,6 +333,13 @@ async fn an_unreachable_platform_at_start_is_retried_and_the_runner_comes_online
     let health = runner.health().await;
     runner.wait_ready(health, 503, "unreachable").await;
     runner.wait_log("bootstrap failed").await;
+    let (status, metrics) = http_get(health, "/metrics");
+    assert_eq!(status, 200);
+    assert!(
+        metrics.contains("spedy_runner_refresh_failures_total{reason=\"connect\"}")
+            && metrics.contains("spedy_runner_online 0"),
+        "{metrics}"
+    );
     platform.resume().await;
     runner.wait_ready(health, 200, "online").await;
     let status = runner.terminate().await;
@@ -349,11 +361,11 @@ async fn a_token_revoked_while_running_stops_claims_at_the_next_refresh_and_sigt
     tokio::time::sleep(Duration::from_millis(2500)).await;
     assert_eq!(platform.job(&job).await.status, JobStatus::Queued);
     let err = runner.stderr();
-    assert_eq!(
-        err.matches("spedy-runner setup").count(),
-        1,
-        "logged once:\n{err}"
-    );
+    // The refresher says it once, with the fix (the claimer's own failed
+    // claims may also carry the client's hint).
+    let line = "the platform refused the runner token (revoked or unknown)";
+    assert_eq!(err.matches(line).count(), 1, "logged once:\n{err}");
+    assert!(err.contains("spedy-runner setup"), "{err}");
     let status = runner.terminate().await;
     assert_eq!(status.code(), Some(0), "{}", runner.stderr());
 }
@@ -465,7 +477,10 @@ async fn canaries_appear_nowhere(format: &str) {
     assert_eq!(job.status, JobStatus::Succeeded, "{job:?}");
     // Every value reached the job (the local ones too) and came back redacted.
     for name in ["VAULT_CUSTOM", "LOCAL_ONLY", "ANTHROPIC_API_KEY"] {
-        assert!(job.log.contains(&format!("{name}=[REDACTED:")), "{name}: {job:?}");
+        assert!(
+            job.log.contains(&format!("{name}=[REDACTED:")),
+            "{name}: {job:?}"
+        );
     }
     assert_absent("the job log the platform stored", job.log.as_bytes(), &all);
     // A couple of refreshes, so the refresh path is logged too.
