@@ -14,7 +14,8 @@ const DEMO_KEY_PREFIX: &str = "sk-ant-demo-";
 
 fn demo() -> RunnerCmd {
     let mut cmd = RunnerCmd::new(env!("CARGO_BIN_EXE_spedy-runner"));
-    cmd.arg("demo").timeout(Duration::from_secs(150));
+    cmd.args(["demo", "--timeout", "60s"])
+        .timeout(Duration::from_secs(150));
     cmd
 }
 

@@ -107,11 +107,16 @@ pub async fn run(args: Args, global: SettingsArgs, log: LogHandle) -> anyhow::Re
         .context("creating the demo's temporary data folder")?;
     let platform = start_platform(data.path()).await?;
     let outcome = drive(&args, injection, &engine, &platform, log).await;
-    let stopped = platform.shutdown().await;
+    let stopped = match tokio::time::timeout(DRAIN_WAIT, platform.shutdown()).await {
+        Ok(stopped) => stopped.context("stopping the local platform"),
+        Err(_) => Err(anyhow::anyhow!(
+            "the local platform did not stop within {DRAIN_WAIT:?}"
+        )),
+    };
     let folder = data.path().display().to_string();
     data.close()
         .with_context(|| format!("removing the temporary folder {folder}"))?;
-    stopped.context("stopping the local platform")?;
+    stopped?;
     println!("  ✓ cleaned up: the platform is stopped and {folder} is removed");
     outcome
 }
@@ -381,8 +386,12 @@ async fn supervise(
             force.cancel();
         }
         if tokio::time::timeout(DRAIN_WAIT, &mut task).await.is_err() {
+            // Stop the running job at once; if even that hangs, give up on
+            // the supervisor: the final sweep removes its container.
             force.cancel();
-            let _ = task.await;
+            if tokio::time::timeout(DRAIN_WAIT, &mut task).await.is_err() {
+                task.abort();
+            }
         }
     }
     waited
