@@ -309,7 +309,13 @@ impl Engine {
     ) -> End {
         let drain = pump.run(output);
         tokio::pin!(drain);
-        let deadline = tokio::time::Instant::from_std(started_at + spec.timeout);
+        // A timeout too large for the clock (`timeout_s` is a u64 from the
+        // platform) means no timeout.
+        let far = Duration::from_secs(100 * 365 * 24 * 3600);
+        let deadline = started_at
+            .checked_add(spec.timeout)
+            .unwrap_or_else(|| started_at + far);
+        let deadline = tokio::time::Instant::from_std(deadline);
         let end = tokio::select! {
             biased;
             r = &mut drain => { log_stream_end(r); End::Exited }

@@ -232,3 +232,16 @@ async fn the_job_container_has_the_labels_limits_and_log_driver_none_while_it_ru
         .expect("the engine answers");
     assert_no_containers(&runner).await;
 }
+
+#[tokio::test]
+async fn a_timeout_too_large_for_the_clock_means_no_timeout() {
+    let (engine, image, runner) = (engine().await, probe_image().await, unique_runner_id());
+    let mut job = spec(&runner, &image, &["probe", "exit", "0"]);
+    job.timeout = Duration::from_secs(u64::MAX);
+    let (outcome, _) = run(&engine, job).await;
+    assert_eq!(
+        outcome.expect("the engine answers").status,
+        FinalStatus::Succeeded
+    );
+    assert_no_containers(&runner).await;
+}
