@@ -490,3 +490,23 @@ async fn ctrl_c_in_the_middle_of_the_wizard_writes_nothing() {
         .collect();
     assert_eq!(leftovers, [".env"], "no temporary file is left");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ctrl_c_at_the_hidden_admin_token_prompt_writes_nothing() {
+    let host = Host::start().await;
+    let (out, status) = in_pty(&host, &["--backend", "local-claude"], |p| {
+        p.exp_string("Pool size")?;
+        p.send_line("3")?;
+        p.exp_string("Admin token")?;
+        p.send("sat_partial")?;
+        p.flush()?;
+        p.send_control('c')?;
+        p.exp_string("nothing was written")
+    })
+    .await;
+    assert!(
+        matches!(status, WaitStatus::Exited(_, 130)),
+        "{status:?}\n{out}"
+    );
+    assert!(!host.env_path().exists(), "nothing is written");
+}

@@ -98,20 +98,41 @@ pub async fn collect(plan: Plan) -> anyhow::Result<Option<Answers>> {
     }
     let saved = rustix::termios::tcgetattr(std::io::stdin()).ok();
     let prompts = tokio::task::spawn_blocking(move || prompt_all(plan));
-    tokio::select! {
+    let answers = tokio::select! {
+        biased;
+        _ = tokio::signal::ctrl_c() => cancelled(saved.as_ref()),
         answers = prompts => answers.context("the wizard stopped unexpectedly")?,
-        _ = tokio::signal::ctrl_c() => {
-            if let Some(t) = saved {
-                let _ = rustix::termios::tcsetattr(std::io::stdin(), rustix::termios::OptionalActions::Now, &t);
-            }
-            let term = Term::stderr();
-            let _ = term.show_cursor();
-            let _ = term.write_line("\nSetup cancelled: nothing was written.");
-            // The prompt's thread is still blocked reading the terminal, and
-            // the runtime would wait for it: leave now.
-            std::process::exit(130);
-        }
+    };
+    match answers {
+        // Ctrl-C at a key prompt: console raises SIGINT and the prompt also
+        // returns "read interrupted"; whichever is seen first, it is a cancel.
+        Err(e) if is_interrupted(&e) => cancelled(saved.as_ref()),
+        answers => answers,
     }
+}
+
+/// Whether a prompt ended because the user pressed Ctrl-C.
+fn is_interrupted(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        matches!(c.downcast_ref::<dialoguer::Error>(),
+            Some(dialoguer::Error::IO(io)) if io.kind() == std::io::ErrorKind::Interrupted)
+            || c.downcast_ref::<std::io::Error>()
+                .is_some_and(|io| io.kind() == std::io::ErrorKind::Interrupted)
+    })
+}
+
+/// Restores the terminal (echo, cursor), says nothing was written, and
+/// leaves with 130. A prompt's thread may still be blocked reading the
+/// terminal, and the runtime would wait for it: so leave at once.
+fn cancelled(saved: Option<&rustix::termios::Termios>) -> ! {
+    if let Some(t) = saved {
+        let _ =
+            rustix::termios::tcsetattr(std::io::stdin(), rustix::termios::OptionalActions::Now, t);
+    }
+    let term = Term::stderr();
+    let _ = term.show_cursor();
+    let _ = term.write_line("\nSetup cancelled: nothing was written.");
+    std::process::exit(130);
 }
 
 fn parse_pool(raw: &str) -> anyhow::Result<u32> {
