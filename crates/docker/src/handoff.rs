@@ -136,6 +136,72 @@ mod tests {
         assert_eq!(job_argv(None, &[], &[]), None);
     }
 
+    /// Writes the embedded init into a temp folder and runs it on this host
+    /// (it is static, so it runs anywhere on x86_64 Linux).
+    fn init_command(dir: &tempfile::TempDir) -> std::process::Command {
+        use std::os::unix::fs::PermissionsExt;
+        let path = dir.path().join("init");
+        std::fs::write(&path, INIT).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+        std::process::Command::new(path)
+    }
+
+    #[test]
+    fn the_init_gives_up_when_no_frame_comes_and_the_stdin_stays_open() {
+        use std::process::Stdio;
+        let dir = tempfile::tempdir().unwrap();
+        let mut child = init_command(&dir)
+            .arg("/bin/true")
+            .env("SPEDY_INIT_HANDOFF_WITHIN_MS", "200")
+            .stdin(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let _stdin_kept_open = child.stdin.take();
+        let out = child.wait_with_output().unwrap();
+        assert_eq!(out.status.code(), Some(125));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(
+            err,
+            "spedy-init: no secret hand-off on stdin within 200ms\n"
+        );
+    }
+
+    #[test]
+    fn the_init_passes_the_frame_into_the_commands_env_and_says_127_for_a_missing_command() {
+        use std::io::Write;
+        use std::process::Stdio;
+        let dir = tempfile::tempdir().unwrap();
+        let mut set = SecretSet::new();
+        set.insert("SPEDY_T", SecretString::from("v a=l\nue"));
+        let run = |argv: &[&str]| {
+            let mut child = init_command(&dir)
+                .args(argv)
+                .env_clear()
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap();
+            child
+                .stdin
+                .take()
+                .unwrap()
+                .write_all(&encode(&set))
+                .unwrap();
+            child.wait_with_output().unwrap()
+        };
+        let out = run(&["/usr/bin/env"]);
+        assert!(out.status.success());
+        assert_eq!(String::from_utf8_lossy(&out.stdout), "SPEDY_T=v a=l\nue\n");
+        let out = run(&["/no/such/cmd"]);
+        assert_eq!(out.status.code(), Some(127));
+        assert_eq!(
+            String::from_utf8_lossy(&out.stderr),
+            "spedy-init: /no/such/cmd: command not found\n"
+        );
+    }
+
     #[test]
     fn the_init_program_is_embedded_and_packed_executable() {
         assert_eq!(&INIT[..4], b"\x7fELF");

@@ -42,7 +42,8 @@
 //!   this std-only program does not have (`unsafe_code` is forbidden).
 //!
 //! # Exit codes (before `exec`; after it the job's own codes apply)
-//! - 125: the hand-off itself failed (malformed frame, no command given);
+//! - 125: the hand-off itself failed (malformed frame, no command given, no
+//!   frame within 30 s of the start);
 //! - 126: the command exists but cannot be executed;
 //! - 127: the command does not exist.
 //!
@@ -72,6 +73,9 @@ const MAX_NAME: u32 = 4096;
 /// The longest accepted value.
 const MAX_VALUE: u32 = 1 << 20;
 
+/// How long the runner has to write the frame after the start.
+const HANDOFF_WITHIN: Duration = Duration::from_secs(30);
+
 /// Exit code when the hand-off itself failed.
 const EXIT_HANDOFF: u8 = 125;
 /// Exit code when the command cannot be executed.
@@ -84,6 +88,7 @@ fn main() -> ExitCode {
     if args.first().is_some_and(|a| a == "--spedy-audit") {
         return audit(args.get(1));
     }
+    watchdog();
     let vars = match read_stdin_frame() {
         Ok(vars) => vars,
         Err(e) => {
@@ -109,6 +114,27 @@ fn main() -> ExitCode {
             &format!("{shown}: cannot execute: {err}"),
         ),
     }
+}
+
+/// Ends the process (exit 125) when the frame has not been read within
+/// [`HANDOFF_WITHIN`]: a runner that died between start and hand-off must not
+/// leave a job waiting forever. `exec` ends this thread with the rest of the
+/// process image, so it never fires once the job runs.
+/// `SPEDY_INIT_HANDOFF_WITHIN_MS` (non-secret, from the container's env)
+/// shortens it, for tests.
+fn watchdog() {
+    let within = std::env::var("SPEDY_INIT_HANDOFF_WITHIN_MS")
+        .ok()
+        .and_then(|ms| ms.parse().ok())
+        .map_or(HANDOFF_WITHIN, Duration::from_millis);
+    std::thread::spawn(move || {
+        std::thread::sleep(within);
+        let _ = writeln!(
+            io::stderr(),
+            "spedy-init: no secret hand-off on stdin within {within:?}"
+        );
+        std::process::exit(i32::from(EXIT_HANDOFF));
+    });
 }
 
 /// Prints `spedy-init: <message>` on stderr and returns `code`.
