@@ -11,6 +11,7 @@
 //! - [`spec`]: [`RunSpec`], [`Limits`], [`Injection`], [`Outcome`].
 //! - `run`: [`Engine::run`], one job from image check to removal.
 //! - `handoff`: the static `spedy-init`, its tar, the secret frame.
+//! - `initvol`: the read-only volume that carries `spedy-init` into jobs.
 //! - `output`: attach frames to redacted UTF-8 chunks, with backpressure.
 //! - `sweep`: [`Engine::sweep_orphans`].
 //! - [`audit`]: [`Engine::self_audit`] for `doctor`.
@@ -25,7 +26,8 @@
 //!
 //! Secrets reach the job in one of two ways ([`Injection`]):
 //! - **`stdin`** (default): the container is created with no secret, the
-//!   static `spedy-init` is uploaded into it and made its entrypoint, the
+//!   static `spedy-init` is mounted into it (a read-only volume, or else an
+//!   upload into the created container) and made its entrypoint, the
 //!   runner writes the secret set on the attached stdin in a
 //!   length-prefixed frame and closes it; `spedy-init` puts the values into
 //!   the environment of the job's command and `exec`s it. `docker inspect`
@@ -47,6 +49,7 @@ pub mod audit;
 pub mod engine;
 mod error;
 mod handoff;
+mod initvol;
 mod output;
 mod run;
 pub mod spec;

@@ -12,7 +12,9 @@
 //!    privileged, the default bridge network. On the `stdin` path it holds
 //!    no secret and its entrypoint is `/.spedy/init`; on the `env` path the
 //!    secrets are in its `Env`;
-//! 4. `stdin` path: upload `spedy-init` into it (in-memory tar);
+//! 4. `stdin` path: `spedy-init` comes from the read-only init volume
+//!    mounted at `/.spedy` (see `initvol`), or, when that volume cannot be
+//!    prepared, is uploaded into the created container (in-memory tar);
 //! 5. attach (stdout, stderr, and stdin on the `stdin` path) *before* start,
 //!    so no output is lost, and without `logs=true`: with the log driver
 //!    `none` dockerd cannot replay logs and silently ends such an attach;
@@ -57,6 +59,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
 use crate::handoff::{self, INIT_PATH};
+use crate::initvol;
 use crate::output::Pump;
 use crate::{Engine, Error, Injection, JOB_LABEL, Outcome, RUNNER_LABEL, RunSpec};
 
@@ -143,12 +146,19 @@ impl Engine {
         settle(result)
     }
 
-    /// Steps 2 to 4: image, create, upload. Returns the container's id; a
+    /// Steps 2 to 4: image, create, init volume or upload. Returns the container's id; a
     /// container created here is removed by the caller, except when the
     /// upload fails, which removes it itself.
     async fn prepare(&self, spec: &RunSpec, cancel: &CancellationToken) -> Step<String> {
         let image = self.ensure_image(&spec.image, cancel).await?;
-        let body = container_body(spec, &image)?;
+        let volume = match spec.injection {
+            Injection::Stdin => self.init_volume(&spec.image, &spec.runner_id).await,
+            Injection::Env => None,
+        };
+        let mut body = container_body(spec, &image)?;
+        if let (Some(volume), Some(host)) = (&volume, body.host_config.as_mut()) {
+            host.mounts = Some(vec![initvol::job_mount(volume)]);
+        }
         let options = CreateContainerOptionsBuilder::new()
             .name(&container_name(&spec.job_id))
             .build();
@@ -159,7 +169,7 @@ impl Engine {
             .map_err(|e| classify("create", e, "could not create the job's container"))?
             .id;
         tracing::debug!(container = %short(&id), injection = %spec.injection, "container created");
-        if spec.injection == Injection::Stdin {
+        if spec.injection == Injection::Stdin && volume.is_none() {
             let options = UploadToContainerOptionsBuilder::new().path("/").build();
             let tar = bollard::body_full(handoff::init_tar());
             if let Err(e) = self

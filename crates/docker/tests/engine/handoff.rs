@@ -231,3 +231,38 @@ async fn values_with_newlines_quotes_equals_signs_and_unicode_arrive_byte_for_by
     assert_eq!(stdout(&chunks), format!("TRICKY={tricky}\nEMPTY=\n"));
     assert_no_containers(&runner).await;
 }
+
+#[tokio::test]
+async fn without_the_init_volume_the_init_is_uploaded_per_job_and_the_hand_off_still_works() {
+    let engine = engine().await.with_init_volume(false);
+    let (image, runner) = (probe_image().await, unique_runner_id());
+    let value = canary("upload");
+    let mut job = spec(
+        &runner,
+        &image,
+        &[
+            "probe",
+            "echo",
+            "ANTHROPIC_API_KEY",
+            "print",
+            "ready",
+            "sleep",
+            "30000",
+        ],
+    );
+    job.secrets = secrets(&[("ANTHROPIC_API_KEY", &value)]);
+    let (out, inspect, _) = look_while_running(&engine, &runner, job, &value).await;
+    assert!(
+        out.contains(&format!("ANTHROPIC_API_KEY={value}\n")),
+        "{out}"
+    );
+    assert_absent("docker inspect", &inspect, &[&value]);
+    let inspect: serde_json::Value = serde_json::from_slice(&inspect).unwrap();
+    assert_eq!(
+        inspect["Mounts"],
+        serde_json::json!([]),
+        "no volume: the init was uploaded"
+    );
+    assert_eq!(inspect["Path"], "/.spedy/init");
+    assert_no_containers(&runner).await;
+}

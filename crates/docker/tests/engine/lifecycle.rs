@@ -224,6 +224,10 @@ async fn the_job_container_has_the_labels_limits_and_log_driver_none_while_it_ru
     assert_eq!(host["Memory"], 256 << 20);
     assert_eq!(host["PidsLimit"], 64);
     assert_eq!(inspect["Path"], "/.spedy/init");
+    let mount = &inspect["Mounts"][0];
+    assert_eq!(mount["Destination"], "/.spedy", "{mount}");
+    assert_eq!(mount["Type"], "volume");
+    assert_eq!(mount["RW"], false, "the init volume is read-only");
     cancel.cancel();
     while rx.recv().await.is_some() {}
     running
