@@ -299,10 +299,14 @@ impl Client {
         if announced.is_some_and(|n| n > limit as u64) {
             return Err(Error::BodyTooLarge { endpoint, limit });
         }
-        let capacity = match kind {
-            // Never reallocate: a reallocation would leave an unwiped copy.
-            Body::Secret => limit,
-            Body::Plain => announced.map_or(8 * 1024, |n| n as usize),
+        let capacity = match (kind, announced) {
+            // Announced and within the cap: exactly that, and a body that
+            // outgrows its own Content-Length is refused by hyper.
+            (_, Some(n)) => usize::try_from(n).unwrap_or(limit),
+            // A secret body of unknown length gets the cap up front, so it is
+            // never reallocated (a reallocation would leave an unwiped copy).
+            (Body::Secret, None) => limit,
+            (Body::Plain, None) => 8 * 1024,
         };
         let mut buf = Zeroizing::new(Vec::with_capacity(capacity));
         loop {
@@ -396,7 +400,28 @@ fn check_json_content_type(endpoint: &'static str, resp: &Response) -> Result<()
 
 /// Decodes JSON. On failure the reason names the field path and position,
 /// never the offending value (serde's own messages quote it).
+///
+/// The fast path is plain `serde_json`; only a body that fails is decoded a
+/// second time through `serde_path_to_error` to find the field's path (which
+/// costs about as much as the decode itself, so not on every answer).
 pub(crate) fn decode<T: DeserializeOwned>(endpoint: &'static str, body: &[u8]) -> Result<T, Error> {
+    match serde_json::from_slice(body) {
+        Ok(value) => Ok(value),
+        Err(_) => Err(decode_error::<T>(endpoint, body)),
+    }
+}
+
+/// The [`Error::Protocol`] for a body that does not decode as `T`.
+fn decode_error<T: DeserializeOwned>(endpoint: &'static str, body: &[u8]) -> Error {
+    match decode_with_path::<T>(endpoint, body) {
+        Err(e) => e,
+        // Cannot happen (the same bytes failed a moment ago), but if it did,
+        // a contract breach without a path is still the truth.
+        Ok(_) => Error::protocol(endpoint, "the answer does not match the contract"),
+    }
+}
+
+fn decode_with_path<T: DeserializeOwned>(endpoint: &'static str, body: &[u8]) -> Result<T, Error> {
     let mut de = serde_json::Deserializer::from_slice(body);
     let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
         let path = e.path().to_string();
