@@ -90,7 +90,7 @@ impl Fixture {
     /// Waits until `n` containers of this runner exist.
     async fn wait_containers(&self, n: usize, runner: &Runner) {
         let deadline = Instant::now() + Duration::from_secs(60);
-        while containers_with_label(&self.runner_id).await.len() < n {
+        while job_containers(&self.runner_id).await.len() < n {
             assert!(
                 Instant::now() < deadline,
                 "{n} job containers never ran; runner log:\n{}",
@@ -129,6 +129,27 @@ impl Fixture {
             _dir: dir,
         }
     }
+}
+
+/// The ids of this runner's *job* containers (labelled with the runner id and
+/// a job id), running or not; helper containers the executor may create
+/// (labelled with the runner id only) are not jobs.
+async fn job_containers(runner_id: &str) -> Vec<String> {
+    let docker = spedy_testkit::docker::require_engine().await;
+    let runner = format!("{}={runner_id}", spedy_testkit::docker::RUNNER_LABEL);
+    let filters =
+        std::collections::HashMap::from([("label", vec![runner.as_str(), "io.spedy.job"])]);
+    let options = bollard::query_parameters::ListContainersOptionsBuilder::new()
+        .all(true)
+        .filters(&filters)
+        .build();
+    docker
+        .list_containers(Some(options))
+        .await
+        .expect("listing containers by label")
+        .into_iter()
+        .filter_map(|c| c.id)
+        .collect()
 }
 
 /// A running `spedy-runner run`; killed if a test ends while it runs.
@@ -254,20 +275,20 @@ async fn a_second_signal_stops_running_jobs_at_once_and_still_exits_0() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_mid_job_then_a_restart_removes_the_orphan_and_reports_runner_restarted() {
     let fx = Fixture::new(1).await;
-    let mut first = fx.start_runner(&[]);
+    let mut first = fx.start_runner(&[("SPEDY_LOG", "info")]);
     let id = fx.enqueue(&["print", "doomed", "sleep", "600000"]).await;
     fx.wait_containers(1, &first).await;
 
     first.signal(Signal::KILL);
     first.wait_exit(Duration::from_secs(10)).await;
     assert_eq!(
-        containers_with_label(&fx.runner_id).await.len(),
+        job_containers(&fx.runner_id).await.len(),
         1,
         "kill -9 leaves the job's container behind"
     );
     assert_eq!(fx.platform.job(&id).await.status, JobStatus::Running);
 
-    let mut second = fx.start_runner(&[]);
+    let mut second = fx.start_runner(&[("SPEDY_LOG", "info")]);
     let view = fx.wait_final(&id, &second).await;
     assert_eq!(view.status, JobStatus::Error, "{view:?}");
     assert_eq!(view.error.as_deref(), Some("runner restarted"));

@@ -258,7 +258,7 @@ mod tests {
     #[test]
     fn an_error_chain_names_every_source() {
         let inner = std::io::Error::other("socket closed");
-        let outer = std::io::Error::new(std::io::ErrorKind::Other, OuterError(inner));
+        let outer = std::io::Error::other(OuterError(inner));
         assert_eq!(error_chain(&outer), "engine gone: socket closed");
     }
 

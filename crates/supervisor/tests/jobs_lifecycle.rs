@@ -287,12 +287,19 @@ async fn the_engine_vanishing_mid_job_errors_the_job_and_the_runner_recovers_whe
     proxy.cut();
     let view = fx.wait_final(&doomed).await;
     assert_eq!(view.status, JobStatus::Error, "{view:?}");
-    assert!(view.error.is_some_and(|e| !e.is_empty()), "the error says what failed");
+    assert!(
+        view.error.is_some_and(|e| !e.is_empty()),
+        "the error says what failed"
+    );
 
     // While the engine is gone, nothing is claimed.
     let next = fx.enqueue(&["print", "back", "exit", "0"], |_| {}).await;
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    assert_eq!(fx.job(&next).await.status, JobStatus::Queued, "no claim without an engine");
+    assert_eq!(
+        fx.job(&next).await.status,
+        JobStatus::Queued,
+        "no claim without an engine"
+    );
 
     proxy.restore();
     let view = fx.wait_final(&next).await;

@@ -12,9 +12,9 @@ use bollard::models::{ContainerCreateBody, HostConfig};
 use bollard::query_parameters::{CreateContainerOptionsBuilder, StartContainerOptions};
 use spedy_api::JobStatus;
 use spedy_docker::Injection;
-use spedy_testkit::docker::{RUNNER_LABEL, containers_with_label, require_engine};
+use spedy_testkit::docker::{RUNNER_LABEL, require_engine};
 
-use jobs_support::{Fixture, fast_jobs};
+use jobs_support::{Fixture, fast_jobs, job_containers};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pool_size_3_with_10_queued_jobs_never_runs_more_than_3_containers_and_completes_all() {
@@ -30,7 +30,7 @@ async fn pool_size_3_with_10_queued_jobs_never_runs_more_than_3_containers_and_c
         let (most, done, runner_id) = (Arc::clone(&most), Arc::clone(&done), fx.runner_id.clone());
         tokio::spawn(async move {
             while !done.load(Ordering::SeqCst) {
-                let n = containers_with_label(&runner_id).await.len();
+                let n = job_containers(&runner_id).await.len();
                 most.fetch_max(n, Ordering::SeqCst);
                 tokio::time::sleep(Duration::from_millis(10)).await;
             }
@@ -174,7 +174,7 @@ async fn orphans_of_an_earlier_run_are_removed_and_their_jobs_reported_runner_re
         .start_container(&created.id, None::<StartContainerOptions>)
         .await
         .expect("start the orphan");
-    assert_eq!(containers_with_label(&fx.runner_id).await.len(), 1);
+    assert_eq!(job_containers(&fx.runner_id).await.len(), 1);
 
     let runner = fx
         .start_runner(&fx.url(), fast_jobs(Injection::Stdin), None)

@@ -126,7 +126,9 @@ impl Fixture {
         jobs: JobSettings,
         pool: Option<u32>,
     ) -> Runner {
-        let engine = Engine::connect().await.expect("connect to the Docker engine");
+        let engine = Engine::connect()
+            .await
+            .expect("connect to the Docker engine");
         self.start_runner_on(engine, base_url, jobs, pool).await
     }
 
@@ -224,7 +226,10 @@ impl Fixture {
     pub async fn wait_log(&self, id: &str, text: &str) {
         let start = Instant::now();
         while !self.job(id).await.log.contains(text) {
-            assert!(start.elapsed() < JOB_PATIENCE, "job {id} never logged {text:?}");
+            assert!(
+                start.elapsed() < JOB_PATIENCE,
+                "job {id} never logged {text:?}"
+            );
             tokio::time::sleep(Duration::from_millis(25)).await;
         }
     }
@@ -232,11 +237,7 @@ impl Fixture {
     /// Waits until `n` containers with this runner's label exist.
     pub async fn wait_containers(&self, n: usize) {
         let start = Instant::now();
-        while spedy_testkit::docker::containers_with_label(&self.runner_id)
-            .await
-            .len()
-            < n
-        {
+        while job_containers(&self.runner_id).await.len() < n {
             assert!(start.elapsed() < JOB_PATIENCE, "{n} containers never ran");
             tokio::time::sleep(Duration::from_millis(25)).await;
         }
@@ -262,6 +263,27 @@ impl Drop for Fixture {
         });
         let _ = cleanup.join();
     }
+}
+
+/// The ids of this runner's *job* containers (labelled with the runner id and
+/// a job id), running or not; helper containers the executor may create
+/// (labelled with the runner id only) are not jobs.
+pub async fn job_containers(runner_id: &str) -> Vec<String> {
+    let docker = spedy_testkit::docker::require_engine().await;
+    let runner = format!("{}={runner_id}", spedy_testkit::docker::RUNNER_LABEL);
+    let filters =
+        std::collections::HashMap::from([("label", vec![runner.as_str(), "io.spedy.job"])]);
+    let options = bollard::query_parameters::ListContainersOptionsBuilder::new()
+        .all(true)
+        .filters(&filters)
+        .build();
+    docker
+        .list_containers(Some(options))
+        .await
+        .expect("listing containers by label")
+        .into_iter()
+        .filter_map(|c| c.id)
+        .collect()
 }
 
 /// A GitHub job of project `proj_a`.
