@@ -186,6 +186,23 @@ pub struct WireBundle {
     pub secrets: Vec<BundleSecret>,
 }
 
+/// Optional body of `POST /runners/bootstrap` (an extension of contract v1;
+/// an empty body means the same as `{}`).
+///
+/// `local_env` names the values the runner holds locally (its `.env` lines
+/// and legacy variables), never the values. A host set up before the vault
+/// existed has `ANTHROPIC_API_KEY` only locally: declaring the name lets the
+/// platform deliver the rest of the bundle instead of answering
+/// `409 anthropic_key_missing`, so the host keeps working while its admin
+/// migrates at their own pace. The name alone grants nothing: the key still
+/// comes from the host.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BootstrapRequest {
+    /// Env names the runner holds locally.
+    #[serde(default)]
+    pub local_env: Vec<String>,
+}
+
 /// `200` answer of `POST /runners/bootstrap`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct BootstrapResponse {

@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use reqwest::{Method, StatusCode};
 use spedy_api::{
-    BootstrapResponse, ClaimRequest, ClaimResponse, CompleteRequest, HeartbeatResponse, Job,
-    LogBatch, Readiness, RunnerToken,
+    BootstrapRequest, BootstrapResponse, ClaimRequest, ClaimResponse, CompleteRequest,
+    HeartbeatResponse, Job, LogBatch, Readiness, RunnerToken,
 };
 
 use crate::builder::CLAIM_MARGIN;
@@ -54,8 +54,20 @@ impl RunnerApi {
     /// answer's bytes are held in a wiped buffer and dropped before this
     /// returns; the values end up in `SecretString`s.
     pub async fn bootstrap(&self) -> Result<BootstrapResponse, Error> {
+        self.bootstrap_with(&BootstrapRequest::default()).await
+    }
+
+    /// `POST /runners/bootstrap`, declaring the env names the runner holds
+    /// locally (never their values): a host whose `ANTHROPIC_API_KEY` is
+    /// only local still gets the rest of its bundle instead of `409`.
+    pub async fn bootstrap_with(
+        &self,
+        request: &BootstrapRequest,
+    ) -> Result<BootstrapResponse, Error> {
         const EP: &str = "POST /runners/bootstrap";
-        let call = Call::new(EP, Method::POST, &["runners", "bootstrap"]).auth(&self.auth);
+        let call = Call::new(EP, Method::POST, &["runners", "bootstrap"])
+            .auth(&self.auth)
+            .json(request);
         let resp = self.client.send(call).await?;
         Client::expect_status(EP, &resp, &[StatusCode::OK])?;
         self.client

@@ -1,7 +1,7 @@
 //! `spedy-runner completions <shell>`: shell completions (clap_complete) and
 //! the man page (clap_mangen), both generated from the clap definition.
 
-use std::io;
+use std::io::{self, Write};
 use std::process::ExitCode;
 
 use clap::CommandFactory;
@@ -42,11 +42,18 @@ fn parse_target(s: &str) -> Result<Target, String> {
 /// Prints the completions or the man page to stdout.
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let mut cmd = Cli::command();
+    // Render into memory first: clap_complete panics on a write error, and a
+    // closed pipe (`spedy-runner completions fish | head`) is not a bug.
+    let mut out = Vec::new();
     match args.target {
         Target::Shell(shell) => {
-            clap_complete::generate(shell, &mut cmd, "spedy-runner", &mut io::stdout());
+            clap_complete::generate(shell, &mut cmd, "spedy-runner", &mut out);
         }
-        Target::Man => clap_mangen::Man::new(cmd).render(&mut io::stdout())?,
+        Target::Man => clap_mangen::Man::new(cmd).render(&mut out)?,
+    }
+    match io::stdout().lock().write_all(&out) {
+        Err(err) if err.kind() == io::ErrorKind::BrokenPipe => {}
+        other => other?,
     }
     Ok(crate::exit::OK)
 }

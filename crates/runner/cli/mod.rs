@@ -13,6 +13,7 @@ use crate::settings::SettingsArgs;
 pub mod completions;
 pub mod demo;
 pub mod doctor;
+pub mod healthcheck;
 pub mod run;
 pub mod setup;
 
@@ -51,6 +52,12 @@ pub enum Command {
     Demo(demo::Args),
     /// Print shell completions or the man page.
     Completions(completions::Args),
+    /// Check the local supervisor's /healthz (the container image's HEALTHCHECK).
+    ///
+    /// Hidden: a `FROM scratch` image has no shell or curl, so the binary
+    /// checks itself.
+    #[command(hide = true)]
+    Healthcheck(healthcheck::Args),
 }
 
 /// Runs the chosen command.
@@ -61,6 +68,7 @@ pub async fn run(cli: Cli, log: LogHandle) -> anyhow::Result<ExitCode> {
         Command::Doctor(args) => doctor::run(args, cli.global).await,
         Command::Demo(args) => demo::run(args, cli.global, log).await,
         Command::Completions(args) => completions::run(args),
+        Command::Healthcheck(args) => healthcheck::run(args, cli.global).await,
     }
 }
 

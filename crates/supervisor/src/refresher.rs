@@ -33,7 +33,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use secrecy::ExposeSecret;
-use spedy_api::{BootstrapResponse, RunnerToken};
+use spedy_api::{ANTHROPIC_API_KEY, Backend, BootstrapRequest, BootstrapResponse, RunnerToken};
 use spedy_client::RunnerApi;
 use spedy_client::backoff::Backoff;
 use spedy_secrets::{LocalOverrides, Redactor, RedactorHandle, SecretBundle};
@@ -109,9 +109,10 @@ impl Refresher {
     pub async fn run(mut self, shutdown: CancellationToken) -> Result<(), Error> {
         loop {
             self.drop_expired(OffsetDateTime::now_utc());
+            let request = self.bootstrap_request();
             let answer = tokio::select! {
                 () = shutdown.cancelled() => break,
-                answer = self.api.bootstrap() => answer,
+                answer = self.api.bootstrap_with(&request) => answer,
             };
             let next = match answer {
                 Ok(answer) => self.on_success(answer),
@@ -172,6 +173,7 @@ impl Refresher {
             &bundle.names(),
         );
         self.log_shadowed(&overrides, &bundle);
+        self.log_local_only_key(&overrides, &bundle, runner.backend);
         let redactor = Arc::new(self.redactor(&bundle, &overrides));
         if let Some(slot) = &self.log_redactor {
             slot.set(Arc::clone(&redactor));
@@ -325,6 +327,48 @@ impl Refresher {
         }
         self.logged_offline = Some(reason);
         true
+    }
+
+    /// The bootstrap body: the names (never the values) of what this host
+    /// holds locally, so a host whose Anthropic key is still only local is
+    /// not gated by `409 anthropic_key_missing` (see `BootstrapRequest`).
+    fn bootstrap_request(&self) -> BootstrapRequest {
+        let no_bundle: &[&str] = &[];
+        let overrides = LocalOverrides::collect(
+            self.local.dotenv.clone(),
+            self.local
+                .process_env
+                .iter()
+                .map(|(k, v)| (k.clone(), v.expose_secret().to_owned())),
+            no_bundle,
+        );
+        BootstrapRequest {
+            local_env: overrides.names().into_iter().map(str::to_owned).collect(),
+        }
+    }
+
+    /// Logs once when the Anthropic key comes only from this host, with the
+    /// migration's first step.
+    fn log_local_only_key(
+        &mut self,
+        overrides: &LocalOverrides,
+        bundle: &SecretBundle,
+        backend: Backend,
+    ) {
+        let local_only = backend == Backend::AnthropicApi
+            && overrides.get(ANTHROPIC_API_KEY).is_some()
+            && !bundle.names().contains(&ANTHROPIC_API_KEY);
+        if local_only
+            && self
+                .logged_shadowed
+                .insert(format!("{ANTHROPIC_API_KEY} (local only)"))
+        {
+            info!(
+                name = ANTHROPIC_API_KEY,
+                "the vault has no {ANTHROPIC_API_KEY}; jobs get this host's local value. Store it in \
+                 the vault (Settings → Runners → Secrets), then remove the local line"
+            );
+        }
     }
 
     fn log_shadowed(&mut self, overrides: &LocalOverrides, bundle: &SecretBundle) {

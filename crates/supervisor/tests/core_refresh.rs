@@ -226,6 +226,41 @@ async fn a_key_removed_from_the_vault_gates_the_runner_and_adding_it_back_brings
 }
 
 #[tokio::test]
+async fn a_legacy_host_with_the_key_only_in_its_env_file_goes_online_with_the_local_key() {
+    // runner.md: a host set up the old way keeps working unchanged. The vault
+    // has no key; the runner names (never sends) its local one, the platform
+    // delivers the rest, and jobs get the local value.
+    let platform = TestPlatform::builder().start().await;
+    platform
+        .put_secret("LINEAR_MCP_TOKEN", &canary("MCP"), Scope::Org)
+        .await;
+    let (_, token) = platform
+        .create_runner("legacy", 1, Backend::AnthropicApi)
+        .await;
+    let local_key = canary("LOCALKEY");
+    let text = format!("ANTHROPIC_API_KEY={local_key}\n");
+    let dotenv =
+        dotenv::parse(&text, std::path::Path::new("/test/.env"), |_| None).expect("parses");
+    let local = LocalSources {
+        dotenv,
+        process_env: Vec::new(),
+    };
+    let mut r = Refreshing::start(&platform.url(), token, local, None).await;
+    let online = r
+        .wait("online", RunnerState::is_online)
+        .await
+        .online()
+        .expect("online");
+    assert_eq!(online.bundle.names(), ["LINEAR_MCP_TOKEN"]);
+    let key = online
+        .overrides
+        .get("ANTHROPIC_API_KEY")
+        .expect("local key");
+    assert_eq!(key.value.expose_secret(), local_key);
+    r.stop().await;
+}
+
+#[tokio::test]
 async fn a_rotated_secret_reaches_the_next_snapshot_within_one_refresh_interval() {
     // The platform's own refresh_after_s of 1 s, no local override.
     let (platform, _, token) = platform_with_runner(1).await;

@@ -18,8 +18,9 @@ use rusqlite::{Connection, params};
 use secrecy::SecretString;
 use serde::Deserialize;
 use spedy_api::{
-    ANTHROPIC_API_KEY, Backend, BootstrapResponse, BundleSecret, CreateRunnerRequest,
-    CreateRunnerResponse, ErrorCode, GitProvider, Readiness, RunnerInfo, SecretKind, WireBundle,
+    ANTHROPIC_API_KEY, Backend, BootstrapRequest, BootstrapResponse, BundleSecret,
+    CreateRunnerRequest, CreateRunnerResponse, ErrorCode, GitProvider, Readiness, RunnerInfo,
+    SecretKind, WireBundle,
 };
 use time::Duration;
 
@@ -27,7 +28,7 @@ use super::{Links, has_anthropic_key, integrations, readiness as checklist, secr
 use crate::Platform;
 use crate::auth::{self, AdminCaller, AnyCaller, Caller, RunnerCaller};
 use crate::db::{self, fmt_time, now};
-use crate::http::{ApiFailure, JsonBody, PathParam, QueryParams};
+use crate::http::{ApiFailure, JsonBody, OptionalJsonBody, PathParam, QueryParams};
 use crate::vault::Vault;
 
 /// How long a minted GitHub App installation token is valid.
@@ -46,7 +47,13 @@ pub async fn healthz() -> Json<serde_json::Value> {
 pub async fn bootstrap(
     State(platform): State<Platform>,
     RunnerCaller(runner): RunnerCaller,
+    OptionalJsonBody(request): OptionalJsonBody<BootstrapRequest>,
 ) -> Result<Json<BootstrapResponse>, ApiFailure> {
+    let local_key = request
+        .unwrap_or_default()
+        .local_env
+        .iter()
+        .any(|name| name == ANTHROPIC_API_KEY);
     let links = Links::of(&platform);
     let refresh_after_s = platform.config().refresh_after_s;
     let shared = platform.shared.clone();
@@ -54,7 +61,7 @@ pub async fn bootstrap(
     let bundle = platform
         .shared
         .db
-        .call(move |conn| build_bundle(conn, &shared.vault, &runner, &links.secrets))
+        .call(move |conn| build_bundle(conn, &shared.vault, &runner, local_key, &links.secrets))
         .await;
     let (runner, secrets, version) = match bundle {
         Ok(b) => b,
@@ -77,14 +84,17 @@ pub async fn bootstrap(
 
 type Built = (RunnerInfo, Vec<BundleSecret>, String);
 
+/// `local_key`: the runner declared that it holds `ANTHROPIC_API_KEY` locally
+/// (a host set up before the vault), so the gate lets the bundle through.
 fn build_bundle(
     conn: &mut Connection,
     vault: &Vault,
     runner: &RunnerInfo,
+    local_key: bool,
     secrets_link: &str,
 ) -> Result<Built, ApiFailure> {
     let tx = conn.transaction()?;
-    if runner.backend == Backend::AnthropicApi && !has_anthropic_key(&tx)? {
+    if runner.backend == Backend::AnthropicApi && !local_key && !has_anthropic_key(&tx)? {
         return Err(ApiFailure::new(
             ErrorCode::AnthropicKeyMissing,
             format!(

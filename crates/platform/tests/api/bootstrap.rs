@@ -45,6 +45,37 @@ async fn an_anthropic_api_runner_without_the_key_gets_409_with_a_link_to_the_sec
 }
 
 #[tokio::test]
+async fn a_runner_that_declares_a_local_anthropic_key_gets_its_bundle_without_the_key() {
+    // A host set up before the vault keeps working: it names (never sends)
+    // the key it holds locally, and the gate lets the rest of the bundle through.
+    let app = App::new();
+    app.put_secret("OTHER", "value-of-other").await;
+    let (_, token) = app.create_runner("anthropic_api").await;
+    let declared = json!({"local_env": ["GITHUB_TOKEN", "ANTHROPIC_API_KEY"]});
+    let a = app
+        .runner(&token, Method::POST, "/runners/bootstrap", declared)
+        .await;
+    assert_eq!(a.status, StatusCode::OK, "{a:?}");
+    assert_eq!(envs(&a), vec!["OTHER".to_owned()]);
+
+    let other_names = json!({"local_env": ["GITHUB_TOKEN"]});
+    let a = app
+        .runner(&token, Method::POST, "/runners/bootstrap", other_names)
+        .await;
+    assert_eq!(
+        a.status,
+        StatusCode::CONFLICT,
+        "other local names do not open the gate: {a:?}"
+    );
+
+    let garbage = json!({"local_env": "ANTHROPIC_API_KEY"});
+    let a = app
+        .runner(&token, Method::POST, "/runners/bootstrap", garbage)
+        .await;
+    assert_eq!(a.status, StatusCode::UNPROCESSABLE_ENTITY, "{a:?}");
+}
+
+#[tokio::test]
 async fn a_local_claude_runner_needs_no_anthropic_key() {
     let app = App::new();
     let (id, token) = app.create_runner("local_claude").await;
