@@ -57,7 +57,7 @@ pub fn default_directives(verbose: u8, quiet: u8) -> String {
 
 /// The filter: SPEDY_LOG, then RUST_LOG, then `-v`/`-q`. A malformed
 /// variable is reported on stderr and the default used instead.
-fn filter(args: &SettingsArgs) -> EnvFilter {
+fn filter(args: &SettingsArgs, service: bool) -> EnvFilter {
     for var in ["SPEDY_LOG", "RUST_LOG"] {
         if let Ok(directives) = std::env::var(var)
             && !directives.trim().is_empty()
@@ -71,12 +71,17 @@ fn filter(args: &SettingsArgs) -> EnvFilter {
             }
         }
     }
-    EnvFilter::new(default_directives(args.verbose, args.quiet))
+    // The interactive commands tell their own story on stdout; their logs
+    // start at warn so the two do not interleave (-v brings them back).
+    let quiet = args.quiet.saturating_add(u8::from(!service));
+    EnvFilter::new(default_directives(args.verbose, quiet))
 }
 
 /// Installs the global subscriber and returns the handle on its redactor.
+/// `service`: the long-running supervisor, whose logs are its output (info
+/// by default); the other commands log from warn by default.
 /// Calling it twice keeps the first subscriber.
-pub fn install(args: &SettingsArgs) -> LogHandle {
+pub fn install(args: &SettingsArgs, service: bool) -> LogHandle {
     let handle = LogHandle::default();
     let terminal = std::io::stderr().is_terminal();
     // The flag or env first; else the .env or config file (a malformed
@@ -92,7 +97,7 @@ pub fn install(args: &SettingsArgs) -> LogHandle {
             LogFormat::Json
         });
     let writer = RedactingMakeWriter::new(handle.redactor(), std::io::stderr);
-    let registry = tracing_subscriber::registry().with(filter(args));
+    let registry = tracing_subscriber::registry().with(filter(args, service));
     let installed = match format {
         LogFormat::Text => registry
             .with(fmt::layer().with_writer(writer).with_ansi(terminal))

@@ -20,7 +20,8 @@ fn main() -> ExitCode {
         eprintln!("error: cannot make the process non-dumpable: {err}");
         return exit::failure();
     }
-    let redactor = logging::install(&cli.global);
+    let service = matches!(cli.command, cli::Command::Run(_));
+    let redactor = logging::install(&cli.global, service);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
