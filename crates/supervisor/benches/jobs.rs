@@ -166,15 +166,16 @@ async fn idle(image: &str) {
     let (runner_id, token) = platform
         .create_runner("bench-idle", 1, Backend::AnthropicApi)
         .await;
+    let home = tempfile::TempDir::new().expect("a folder for the runner");
     let mut child = Command::new(&bin)
         .arg("run")
+        .current_dir(home.path())
         .env_clear()
         .env("PATH", std::env::var_os("PATH").unwrap_or_default())
         .env("SPEDY_API_URL", platform.url())
         .env("SPEDY_RUNNER_TOKEN", token.expose())
         .env("SPEDY_HEALTH_ADDR", "127.0.0.1:0")
         .env("SPEDY_LOG", "warn")
-        .env("SPEDY_ENV_FILE", "/nonexistent/.env")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())
@@ -183,7 +184,17 @@ async fn idle(image: &str) {
     let pid = child.id();
     // One job first: the runner is online and has run the whole job path.
     let id = platform.enqueue(trivial_spec(image)).await;
-    let view = platform.wait_job_final(&id, Duration::from_secs(60)).await;
+    let view = loop {
+        if let Ok(Some(status)) = child.try_wait() {
+            println!("idle: spedy-runner exited early ({status}); skipped\n");
+            return;
+        }
+        let view = platform.job(&id).await;
+        if view.status.is_final() {
+            break view;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
     let after_job = rss_kib(pid);
     tokio::time::sleep(Duration::from_secs(idle_s)).await;
     let idle_rss = rss_kib(pid);
