@@ -339,11 +339,21 @@ async fn the_compose_stack_runs_jobs_across_the_migration_of_the_key_into_the_va
         .expect("creating a runner token");
     let token = created.token.expose().to_owned();
 
-    // Before the switch: the admin has stored the key in the vault (step 1 of
-    // the migration banner) while the host's .env still holds its old line,
-    // which wins over the vault's value until it is removed.
+    // Before the switch: a host set up the old way, with the key only in its
+    // .env and an empty vault. It keeps working: the runner names its local
+    // key at bootstrap, so the platform does not withhold the bundle.
     let legacy_key = canary("LEGACY_KEY");
     let vault_key = canary("VAULT_KEY");
+    stack.write_env(&format!(
+        "SPEDY_RUNNER_TOKEN={token}\nSPEDY_SHUTDOWN_GRACE=20s\nANTHROPIC_API_KEY={legacy_key}\n"
+    ));
+    stack.ok(&["up", "-d", "spedy-supervisor"]);
+    assert!(supervisor_env(&stack).contains("ANTHROPIC_API_KEY="));
+    let before = run_job(&admin, &stack, &image).await;
+    assert_succeeded_with_redacted_key(&before, &stack, "before the migration");
+
+    // The migration banner's two steps: store the key in the vault, remove
+    // the line, and recreate the supervisor; the key now comes from the vault.
     admin
         .put_secret(
             "ANTHROPIC_API_KEY",
@@ -355,16 +365,6 @@ async fn the_compose_stack_runs_jobs_across_the_migration_of_the_key_into_the_va
         )
         .await
         .expect("storing the key in the vault");
-    stack.write_env(&format!(
-        "SPEDY_RUNNER_TOKEN={token}\nSPEDY_SHUTDOWN_GRACE=20s\nANTHROPIC_API_KEY={legacy_key}\n"
-    ));
-    stack.ok(&["up", "-d", "spedy-supervisor"]);
-    assert!(supervisor_env(&stack).contains("ANTHROPIC_API_KEY="));
-    let before = run_job(&admin, &stack, &image).await;
-    assert_succeeded_with_redacted_key(&before, &stack, "before the migration");
-
-    // The switch: remove the line, recreate the supervisor (the banner's
-    // command); the key now comes from the vault alone.
     stack.write_env(&format!(
         "SPEDY_RUNNER_TOKEN={token}\nSPEDY_SHUTDOWN_GRACE=20s\n"
     ));
