@@ -199,6 +199,8 @@ async fn idle(image: &str) {
     tokio::time::sleep(Duration::from_secs(idle_s)).await;
     let idle_rss = rss_kib(pid);
     let peak = status_field(pid, "VmHWM:");
+    let (anon, file) = (status_field(pid, "RssAnon:"), status_field(pid, "RssFile:"));
+    let threads = status_field(pid, "Threads:");
     let _ = Command::new("kill")
         .arg("-TERM")
         .arg(pid.to_string())
@@ -216,6 +218,14 @@ async fn idle(image: &str) {
     println!(
         "  RSS after {idle_s:>3} s idle                          {:7.2} MiB   (goal ≤ 12 MiB)",
         mib(idle_rss)
+    );
+    println!(
+        "    of which heap and stacks (RssAnon)           {:7.2} MiB, {threads} threads",
+        mib(anon)
+    );
+    println!(
+        "    of which mapped binary (RssFile)             {:7.2} MiB",
+        mib(file)
     );
     println!(
         "  peak RSS (VmHWM)                               {:7.2} MiB",
