@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use rustix::process::{Pid, Signal, kill_process};
 use spedy_api::{Backend, JobSpec, JobStatus, JobView, RunnerToken, Scope};
 use spedy_testkit::cmd::RunnerCmd;
-use spedy_testkit::docker::{containers_with_label, probe_image, require_engine};
+use spedy_testkit::docker::{containers_with_label, job_containers, probe_image, require_engine};
 use spedy_testkit::platform::TestPlatform;
 use tempfile::TempDir;
 
@@ -129,27 +129,6 @@ impl Fixture {
             _dir: dir,
         }
     }
-}
-
-/// The ids of this runner's *job* containers (labelled with the runner id and
-/// a job id), running or not; helper containers the executor may create
-/// (labelled with the runner id only) are not jobs.
-async fn job_containers(runner_id: &str) -> Vec<String> {
-    let docker = spedy_testkit::docker::require_engine().await;
-    let runner = format!("{}={runner_id}", spedy_testkit::docker::RUNNER_LABEL);
-    let filters =
-        std::collections::HashMap::from([("label", vec![runner.as_str(), "io.spedy.job"])]);
-    let options = bollard::query_parameters::ListContainersOptionsBuilder::new()
-        .all(true)
-        .filters(&filters)
-        .build();
-    docker
-        .list_containers(Some(options))
-        .await
-        .expect("listing containers by label")
-        .into_iter()
-        .filter_map(|c| c.id)
-        .collect()
 }
 
 /// A running `spedy-runner run`; killed if a test ends while it runs.

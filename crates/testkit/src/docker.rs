@@ -181,9 +181,23 @@ fn fnv64(bytes: &[u8]) -> u64 {
 /// The ids of every container (running or not) labelled
 /// `io.spedy.runner=<runner_id>`.
 pub async fn containers_with_label(runner_id: &str) -> Vec<String> {
-    let docker = require_engine().await;
     let label = format!("{RUNNER_LABEL}={runner_id}");
-    let filters = HashMap::from([("label", vec![label.as_str()])]);
+    containers_with_labels(&[&label]).await
+}
+
+/// The ids of this runner's *job* containers: labelled with both the runner
+/// id and a job id. The executor's helper containers (labelled with the
+/// runner id only) are not jobs.
+pub async fn job_containers(runner_id: &str) -> Vec<String> {
+    let runner = format!("{RUNNER_LABEL}={runner_id}");
+    containers_with_labels(&[&runner, "io.spedy.job"]).await
+}
+
+/// The ids of every container (running or not) carrying all `labels`
+/// (`key=value`, or `key` for any value).
+async fn containers_with_labels(labels: &[&str]) -> Vec<String> {
+    let docker = require_engine().await;
+    let filters = HashMap::from([("label", labels.to_vec())]);
     let options = ListContainersOptionsBuilder::new()
         .all(true)
         .filters(&filters)

@@ -265,26 +265,7 @@ impl Drop for Fixture {
     }
 }
 
-/// The ids of this runner's *job* containers (labelled with the runner id and
-/// a job id), running or not; helper containers the executor may create
-/// (labelled with the runner id only) are not jobs.
-pub async fn job_containers(runner_id: &str) -> Vec<String> {
-    let docker = spedy_testkit::docker::require_engine().await;
-    let runner = format!("{}={runner_id}", spedy_testkit::docker::RUNNER_LABEL);
-    let filters =
-        std::collections::HashMap::from([("label", vec![runner.as_str(), "io.spedy.job"])]);
-    let options = bollard::query_parameters::ListContainersOptionsBuilder::new()
-        .all(true)
-        .filters(&filters)
-        .build();
-    docker
-        .list_containers(Some(options))
-        .await
-        .expect("listing containers by label")
-        .into_iter()
-        .filter_map(|c| c.id)
-        .collect()
-}
+pub use spedy_testkit::docker::job_containers;
 
 /// A GitHub job of project `proj_a`.
 pub fn github_in_project_a(spec: &mut JobSpec) {
