@@ -167,7 +167,7 @@ impl Engine {
 
     /// Builds the audit image unless it exists; returns its tag.
     async fn audit_image(&self) -> Result<String, String> {
-        let tag = format!("{AUDIT_IMAGE_REPO}:{:016x}", handoff::fnv64(INIT));
+        let tag = format!("{AUDIT_IMAGE_REPO}:{}", handoff::INIT_FNV64);
         if self.docker.inspect_image(&tag).await.is_ok() {
             return Ok(tag);
         }

@@ -87,6 +87,9 @@ pub(crate) fn job_argv(
     (!argv.is_empty()).then_some(argv)
 }
 
+/// [`fnv64`] of [`INIT`], computed by `build.rs` (hex, 16 digits).
+pub(crate) const INIT_FNV64: &str = env!("SPEDY_INIT_FNV64");
+
 /// 64-bit FNV-1a, the checksum `spedy-init --spedy-audit` prints.
 pub(crate) fn fnv64(bytes: &[u8]) -> u64 {
     bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {
@@ -205,6 +208,11 @@ mod tests {
     #[test]
     fn the_init_program_is_embedded_and_packed_executable() {
         assert_eq!(&INIT[..4], b"\x7fELF");
+        assert_eq!(
+            INIT_FNV64,
+            format!("{:016x}", fnv64(INIT)),
+            "build.rs agrees"
+        );
         let tar = init_tar();
         let mut archive = tar::Archive::new(&tar[..]);
         let entries: Vec<(String, u32)> = archive

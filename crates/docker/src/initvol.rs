@@ -29,7 +29,7 @@ use bollard::query_parameters::{
 };
 use bytes::Bytes;
 
-use crate::handoff::{INIT, fnv64};
+use crate::handoff::{INIT, INIT_FNV64};
 use crate::{Engine, RUNNER_LABEL};
 
 /// Where the volume is mounted; `spedy-init` is `init` in it.
@@ -37,7 +37,7 @@ pub(crate) const MOUNT_POINT: &str = "/.spedy";
 
 /// The volume's name for this build of `spedy-init`.
 pub(crate) fn volume_name() -> String {
-    format!("spedy-init-{:016x}", fnv64(INIT))
+    format!("spedy-init-{INIT_FNV64}")
 }
 
 /// The read-only mount of the init volume for a job container.
