@@ -58,6 +58,19 @@ pub fn default_directives(verbose: u8, quiet: u8) -> String {
 /// The filter: SPEDY_LOG, then RUST_LOG, then `-v`/`-q`. A malformed
 /// variable is reported on stderr and the default used instead.
 fn filter(args: &SettingsArgs, service: bool) -> EnvFilter {
+    capped(user_or_default_filter(args, service))
+}
+
+/// bollard logs every JSON request body at debug (with `SPEDY_INJECTION=env`
+/// a container's create body holds the job's secret values) and decoded
+/// stream lines (job output) at debug too. The redacting writer would catch
+/// the values it knows, but they must not reach the formatter at all: bollard
+/// is capped at info whatever the filter says.
+fn capped(filter: EnvFilter) -> EnvFilter {
+    filter.add_directive("bollard=info".parse().expect("a constant, valid directive"))
+}
+
+fn user_or_default_filter(args: &SettingsArgs, service: bool) -> EnvFilter {
     for var in ["SPEDY_LOG", "RUST_LOG"] {
         if let Ok(directives) = std::env::var(var)
             && !directives.trim().is_empty()
@@ -122,6 +135,37 @@ pub fn install(args: &SettingsArgs, service: bool) -> LogHandle {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bollard_never_logs_below_info_even_when_the_user_asks_for_trace() {
+        use std::sync::{Arc, Mutex};
+        let out = Arc::new(Mutex::new(Vec::<u8>::new()));
+        let sink = Arc::clone(&out);
+        let subscriber = tracing_subscriber::registry()
+            .with(capped(EnvFilter::new("trace,bollard=trace")))
+            .with(fmt::layer().with_writer(move || {
+                struct W(Arc<Mutex<Vec<u8>>>);
+                impl std::io::Write for W {
+                    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+                        self.0.lock().unwrap().extend_from_slice(b);
+                        Ok(b.len())
+                    }
+                    fn flush(&mut self) -> std::io::Result<()> {
+                        Ok(())
+                    }
+                }
+                W(Arc::clone(&sink))
+            }));
+        tracing::subscriber::with_default(subscriber, || {
+            tracing::debug!(target: "bollard::docker", "request body with CANARY_VALUE");
+            tracing::info!(target: "bollard::docker", "bollard info stays");
+            tracing::debug!(target: "spedy_runner", "our debug stays");
+        });
+        let text = String::from_utf8(out.lock().unwrap().clone()).unwrap();
+        assert!(!text.contains("CANARY_VALUE"), "{text}");
+        assert!(text.contains("bollard info stays"), "{text}");
+        assert!(text.contains("our debug stays"), "{text}");
+    }
 
     #[test]
     fn verbosity_flags_map_to_levels() {

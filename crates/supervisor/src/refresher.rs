@@ -55,6 +55,9 @@ pub struct Refresher {
     /// Kept to redact the token itself from the runner's own log.
     token: RunnerToken,
     local: LocalSources,
+    /// The bootstrap body: the names of `local`, which never change while
+    /// the process runs, so it is built once.
+    request: BootstrapRequest,
     refresh_override: Option<Duration>,
     timers: Timers,
     metrics: Arc<Metrics>,
@@ -89,10 +92,12 @@ impl Refresher {
         log_redactor: Option<RedactorHandle>,
     ) -> Self {
         let backoff = Backoff::new(timers.backoff_base, timers.backoff_cap);
+        let request = bootstrap_request(&local);
         Refresher {
             api,
             token,
             local,
+            request,
             refresh_override,
             timers,
             metrics,
@@ -109,10 +114,9 @@ impl Refresher {
     pub async fn run(mut self, shutdown: CancellationToken) -> Result<(), Error> {
         loop {
             self.drop_expired(OffsetDateTime::now_utc());
-            let request = self.bootstrap_request();
             let answer = tokio::select! {
                 () = shutdown.cancelled() => break,
-                answer = self.api.bootstrap_with(&request) => answer,
+                answer = self.api.bootstrap_with(&self.request) => answer,
             };
             let next = match answer {
                 Ok(answer) => self.on_success(answer),
@@ -329,24 +333,6 @@ impl Refresher {
         true
     }
 
-    /// The bootstrap body: the names (never the values) of what this host
-    /// holds locally, so a host whose Anthropic key is still only local is
-    /// not gated by `409 anthropic_key_missing` (see `BootstrapRequest`).
-    fn bootstrap_request(&self) -> BootstrapRequest {
-        let no_bundle: &[&str] = &[];
-        let overrides = LocalOverrides::collect(
-            self.local.dotenv.clone(),
-            self.local
-                .process_env
-                .iter()
-                .map(|(k, v)| (k.clone(), v.expose_secret().to_owned())),
-            no_bundle,
-        );
-        BootstrapRequest {
-            local_env: overrides.names().into_iter().map(str::to_owned).collect(),
-        }
-    }
-
     /// Logs once when the Anthropic key comes only from this host, with the
     /// migration's first step.
     fn log_local_only_key(
@@ -404,4 +390,22 @@ impl Refresher {
 /// Rounds a delay to milliseconds for logging.
 fn round(d: Duration) -> Duration {
     Duration::from_millis(d.as_millis().try_into().unwrap_or(u64::MAX))
+}
+
+/// The bootstrap body: the names (never the values) of what this host holds
+/// locally, so a host whose Anthropic key is still only local is not gated by
+/// `409 anthropic_key_missing` (see `BootstrapRequest`).
+fn bootstrap_request(local: &LocalSources) -> BootstrapRequest {
+    let no_bundle: &[&str] = &[];
+    let overrides = LocalOverrides::collect(
+        local.dotenv.clone(),
+        local
+            .process_env
+            .iter()
+            .map(|(k, v)| (k.clone(), v.expose_secret().to_owned())),
+        no_bundle,
+    );
+    BootstrapRequest {
+        local_env: overrides.names().into_iter().map(str::to_owned).collect(),
+    }
 }
