@@ -9,7 +9,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 use std::time::Duration;
 
-use axum::body::{Body, Bytes};
 use axum::extract::{Request, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -20,6 +19,9 @@ use spedy_supervisor::{LocalSources, Metrics, RunnerState, Timers, health};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
+
+#[path = "../proxy_support/mod.rs"]
+mod proxy_support;
 
 /// How long a state change may take before a test fails.
 pub const PATIENCE: Duration = Duration::from_secs(15);
@@ -190,31 +192,17 @@ struct Ctx {
 impl BadProxy {
     /// A proxy on `127.0.0.1:0` forwarding to `upstream`.
     pub async fn start(upstream: &str) -> BadProxy {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind the proxy");
-        let addr = listener.local_addr().expect("proxy address");
         let ctx = Ctx {
             upstream: upstream.trim_end_matches('/').to_owned(),
-            http: reqwest::Client::builder()
-                .no_proxy()
-                .build()
-                .expect("proxy client"),
+            http: proxy_support::upstream_client(),
             mode: Arc::new(AtomicU8::new(Mode::Pass as u8)),
             bootstraps: Arc::new(AtomicU64::new(0)),
         };
         let (mode, bootstraps) = (Arc::clone(&ctx.mode), Arc::clone(&ctx.bootstraps));
         let app = axum::Router::new().fallback(forward).with_state(ctx);
-        let stop = CancellationToken::new();
-        let stopped = stop.clone();
-        tokio::spawn(async move {
-            axum::serve(listener, app)
-                .with_graceful_shutdown(async move { stopped.cancelled().await })
-                .await
-                .expect("proxy serves");
-        });
+        let (url, stop) = proxy_support::serve(app).await;
         BadProxy {
-            url: format!("http://{addr}"),
+            url,
             mode,
             bootstraps,
             stop,
@@ -234,11 +222,7 @@ impl BadProxy {
 
 async fn forward(State(ctx): State<Ctx>, req: Request) -> Response {
     let (parts, body) = req.into_parts();
-    let path = parts
-        .uri
-        .path_and_query()
-        .map(|p| p.as_str().to_owned())
-        .unwrap_or_default();
+    let path = proxy_support::path_of(&parts);
     if path == "/runners/bootstrap" {
         ctx.bootstraps.fetch_add(1, Ordering::SeqCst);
         let json = [("content-type", "application/json")];
@@ -257,36 +241,15 @@ async fn forward(State(ctx): State<Ctx>, req: Request) -> Response {
             _ => {}
         }
     }
-    let body: Bytes = match axum::body::to_bytes(body, usize::MAX).await {
-        Ok(b) => b,
-        Err(_) => return StatusCode::BAD_REQUEST.into_response(),
+    let mut answer = match proxy_support::pass_through(&ctx.http, &ctx.upstream, &parts, body).await
+    {
+        Ok(answer) => answer,
+        Err(resp) => return resp,
     };
-    let mut out = ctx
-        .http
-        .request(parts.method.clone(), format!("{}{path}", ctx.upstream))
-        .body(body);
-    for (name, value) in &parts.headers {
-        if name != "host" && name != "content-length" {
-            out = out.header(name, value);
-        }
-    }
-    let Ok(answer) = out.send().await else {
-        return StatusCode::BAD_GATEWAY.into_response();
-    };
-    let status = answer.status();
-    let headers = answer.headers().clone();
-    let mut bytes = answer.bytes().await.unwrap_or_default();
     if path == "/runners/bootstrap" && ctx.mode.load(Ordering::SeqCst) == Mode::ShortExpiry as u8 {
-        bytes = expire_soon(&bytes).into();
+        answer.body = expire_soon(&answer.body).into();
     }
-    let mut resp = Response::new(Body::from(bytes));
-    *resp.status_mut() = status;
-    for (name, value) in &headers {
-        if name != "content-length" && name != "transfer-encoding" {
-            resp.headers_mut().insert(name, value.clone());
-        }
-    }
-    resp
+    answer.into_response()
 }
 
 /// Sets `expires_at` of every entry of a bootstrap answer to 700 ms from now.

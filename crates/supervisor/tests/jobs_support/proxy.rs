@@ -5,15 +5,16 @@
 //! tests that nothing is lost, the second that a retried batch is not stored
 //! twice.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use axum::body::{Body, Bytes};
 use axum::extract::{Request, State};
 use axum::http::{Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use tokio_util::sync::CancellationToken;
+
+#[path = "../proxy_support/mod.rs"]
+mod proxy_support;
 
 /// What the proxy did to log posts.
 #[derive(Debug, Default)]
@@ -51,33 +52,15 @@ struct Ctx {
 impl FlakyProxy {
     /// A proxy on `127.0.0.1:0` forwarding to `upstream` (a base URL).
     pub async fn start(upstream: &str) -> FlakyProxy {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind the proxy");
-        let addr: SocketAddr = listener.local_addr().expect("proxy address");
         let hiccups = Arc::new(Hiccups::default());
         let ctx = Ctx {
             upstream: upstream.trim_end_matches('/').to_owned(),
-            http: reqwest::Client::builder()
-                .no_proxy()
-                .build()
-                .expect("proxy client"),
+            http: proxy_support::upstream_client(),
             hiccups: Arc::clone(&hiccups),
         };
         let app = axum::Router::new().fallback(forward).with_state(ctx);
-        let stop = CancellationToken::new();
-        let stopped = stop.clone();
-        tokio::spawn(async move {
-            axum::serve(listener, app)
-                .with_graceful_shutdown(async move { stopped.cancelled().await })
-                .await
-                .expect("proxy serves");
-        });
-        FlakyProxy {
-            url: format!("http://{addr}"),
-            hiccups,
-            stop,
-        }
+        let (url, stop) = proxy_support::serve(app).await;
+        FlakyProxy { url, hiccups, stop }
     }
 }
 
@@ -92,11 +75,7 @@ fn unavailable() -> Response {
 
 async fn forward(State(ctx): State<Ctx>, req: Request) -> Response {
     let (parts, body) = req.into_parts();
-    let path = parts
-        .uri
-        .path_and_query()
-        .map(|p| p.as_str().to_owned())
-        .unwrap_or_default();
+    let path = proxy_support::path_of(&parts);
     let is_logs = parts.method == Method::POST
         && path.starts_with("/runners/jobs/")
         && path.ends_with("/logs");
@@ -107,36 +86,13 @@ async fn forward(State(ctx): State<Ctx>, req: Request) -> Response {
         ctx.hiccups.lost_requests.fetch_add(1, Ordering::SeqCst);
         return unavailable();
     }
-    let body: Bytes = match axum::body::to_bytes(body, usize::MAX).await {
-        Ok(b) => b,
-        Err(_) => return StatusCode::BAD_REQUEST.into_response(),
-    };
-    let mut out = ctx
-        .http
-        .request(parts.method.clone(), format!("{}{path}", ctx.upstream))
-        .body(body);
-    for (name, value) in &parts.headers {
-        if name != "host" && name != "content-length" {
-            out = out.header(name, value);
-        }
-    }
-    let answer = match out.send().await {
-        Ok(a) => a,
-        Err(_) => return StatusCode::BAD_GATEWAY.into_response(),
+    let answer = match proxy_support::pass_through(&ctx.http, &ctx.upstream, &parts, body).await {
+        Ok(answer) => answer,
+        Err(resp) => return resp,
     };
     if fate == Some(3) {
         ctx.hiccups.lost_answers.fetch_add(1, Ordering::SeqCst);
         return unavailable();
     }
-    let status = answer.status();
-    let headers = answer.headers().clone();
-    let bytes = answer.bytes().await.unwrap_or_default();
-    let mut resp = Response::new(Body::from(bytes));
-    *resp.status_mut() = status;
-    for (name, value) in &headers {
-        if name != "content-length" && name != "transfer-encoding" {
-            resp.headers_mut().insert(name, value.clone());
-        }
-    }
-    resp
+    answer.into_response()
 }
